@@ -1,0 +1,3 @@
+from ftprep.cli import main
+
+main()

@@ -1,0 +1,88 @@
+"""Options every command shares, and the small pieces of terminal handling."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import click
+from tqdm import tqdm
+
+from ..progress import ProgressCallback
+
+OutputFormat = Literal["text", "json", "github"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a command talks to the user, decided once from the common options."""
+
+    format: OutputFormat = "text"
+    quiet: bool = False
+    no_progress: bool = False
+
+    @property
+    def progress_enabled(self) -> bool:
+        # Bars only for a person watching: never in json output, never when stderr is
+        # a pipe or a file, never under pre-commit (which sets PRE_COMMIT=1).
+        return (
+            not self.no_progress
+            and not self.quiet
+            and self.format != "json"
+            and os.environ.get("PRE_COMMIT") != "1"
+            and sys.stderr.isatty()
+        )
+
+
+def common_options(func: F) -> F:
+    """``--output-format``, ``-q/--quiet`` and ``--no-progress``, gathered into ``output``."""
+
+    func = click.option("--no-progress", is_flag=True, help="Never show progress bars.")(func)
+    func = click.option("-q", "--quiet", is_flag=True, help="Print only problems and errors.")(
+        func
+    )
+    func = click.option(
+        "--output-format",
+        "-o",
+        type=click.Choice(["text", "json", "github"]),
+        default="text",
+        show_default=True,
+        help="How results are printed on stdout.",
+    )(func)
+    return func
+
+
+def make_output(output_format: str, quiet: bool, no_progress: bool) -> Output:
+    fmt: OutputFormat = "json" if output_format == "json" else (
+        "github" if output_format == "github" else "text"
+    )
+    return Output(format=fmt, quiet=quiet, no_progress=no_progress)
+
+
+class Progress:
+    """A tqdm bar on stderr when a person is watching, and nothing otherwise.
+
+    ``callback`` is what the library gets: it is called with bytes just processed.
+    """
+
+    def __init__(self, output: Output, *, total: int | None, desc: str) -> None:
+        self._bar: tqdm[Any] | None = None
+        if output.progress_enabled:
+            self._bar = tqdm(
+                total=total, desc=desc, unit="B", unit_scale=True, file=sys.stderr, leave=False
+            )
+
+    @property
+    def callback(self) -> ProgressCallback | None:
+        return self._bar.update if self._bar is not None else None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,11 @@
+"""`ftprep split` (not built yet)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+def split() -> None:
+    """Not built yet."""
+    raise click.UsageError("not built yet")
