@@ -42,9 +42,7 @@ def common_options(func: F) -> F:
     """``--output-format``, ``-q/--quiet`` and ``--no-progress``, gathered into ``output``."""
 
     func = click.option("--no-progress", is_flag=True, help="Never show progress bars.")(func)
-    func = click.option("-q", "--quiet", is_flag=True, help="Print only problems and errors.")(
-        func
-    )
+    func = click.option("-q", "--quiet", is_flag=True, help="Print only problems and errors.")(func)
     func = click.option(
         "--output-format",
         "-o",
@@ -57,8 +55,8 @@ def common_options(func: F) -> F:
 
 
 def make_output(output_format: str, quiet: bool, no_progress: bool) -> Output:
-    fmt: OutputFormat = "json" if output_format == "json" else (
-        "github" if output_format == "github" else "text"
+    fmt: OutputFormat = (
+        "json" if output_format == "json" else ("github" if output_format == "github" else "text")
     )
     return Output(format=fmt, quiet=quiet, no_progress=no_progress)
 
@@ -78,7 +76,14 @@ class Progress:
 
     @property
     def callback(self) -> ProgressCallback | None:
-        return self._bar.update if self._bar is not None else None
+        bar = self._bar
+        if bar is None:
+            return None
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        return advance
 
     def __enter__(self) -> Progress:
         return self
@@ -86,3 +91,42 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class PathsCommand(click.Command):
+    """A command whose arguments are paths, some of which may start with ``-``.
+
+    pre-commit passes file names exactly as git knows them, so ``-rf.jsonl`` must be a
+    path, not an option. An argument that starts with ``-``, names an existing file,
+    is not an option of this command and does not stand where an option's value goes,
+    is moved behind ``--`` before click parses the line.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        names: set[str] = set()
+        takes_value: set[str] = set()
+        for param in self.params:
+            if isinstance(param, click.Option):
+                names.update(param.opts, param.secondary_opts)
+                if not param.is_flag and not param.count:
+                    takes_value.update(param.opts)
+        names.update(ctx.help_option_names)
+        kept: list[str] = []
+        dash_paths: list[str] = []
+        value_next = False
+        rest: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                rest = args[i:]
+                break
+            if value_next:
+                kept.append(arg)
+                value_next = False
+            elif arg.startswith("-") and arg not in names and os.path.lexists(arg):
+                dash_paths.append(arg)
+            else:
+                kept.append(arg)
+                value_next = arg in takes_value
+        if dash_paths:
+            rest = ["--", *dash_paths, *rest[1:]]
+        return super().parse_args(ctx, kept + rest)

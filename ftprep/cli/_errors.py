@@ -97,8 +97,10 @@ def error_handler() -> Iterator[None]:
         sys.exit(INTERRUPTED)
     except BrokenPipeError:
         # `ftprep ... | head`: the reader left; nothing more to say to it.
-        with contextlib.suppress(Exception):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
         sys.exit(OK)
     except Exception as e:
         log = _write_crash_log(e)
