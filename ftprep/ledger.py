@@ -370,6 +370,19 @@ def ensure_state_dir(directory: str | os.PathLike[str]) -> Path:
     return d
 
 
+def _find(
+    entries: Iterable[LedgerEntry], sha256: str, size: int, purpose: str, base_url: str
+) -> LedgerEntry | None:
+    exact = rebuilt = None
+    for e in entries:
+        if e.matches(sha256, size, purpose, base_url):
+            if e.sha256 is not None:
+                exact = e
+            elif rebuilt is None:
+                rebuilt = e
+    return exact or rebuilt
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -504,6 +517,15 @@ class Ledger:
         uploaded 5a1f0c8e-… train.3f2a9c1b7d4e.jsonl
         """
         return list(self._load().entries)
+
+    def find(self, sha256: str, size: int, *, purpose: str, base_url: str) -> LedgerEntry | None:
+        """The entry for this content on this server, if any (read-only, no lock).
+
+        >>> Ledger().find(sha, size, purpose="fine-tune", base_url="https://api.mistral.ai")
+        ... # doctest: +SKIP
+        LedgerEntry(sha256='3f2a…', state='uploaded', file_id='5a1f0c8e-…', …)
+        """
+        return _find(self._load().entries, sha256, size, purpose, base_url.rstrip("/"))
 
     def sources(self) -> list[SourceRecord]:
         """Every sharded local file recorded by ``push``, oldest first."""
@@ -730,14 +752,20 @@ class LedgerSession:
     def find(self, sha256: str, size: int, *, purpose: str, base_url: str) -> LedgerEntry | None:
         """The entry for this content on this server; an exact one before a rebuilt one."""
         with self._lock:
-            exact = rebuilt = None
-            for e in self._doc.entries:
-                if e.matches(sha256, size, purpose, base_url):
-                    if e.sha256 is not None:
-                        exact = e
-                    elif rebuilt is None:
-                        rebuilt = e
-            return exact or rebuilt
+            return _find(self._doc.entries, sha256, size, purpose, base_url)
+
+    def uploaded(self, sha256: str, *, purpose: str, base_url: str) -> LedgerEntry | None:
+        """The uploaded entry with exactly this sha256 on this server, whatever its size."""
+        with self._lock:
+            for e in reversed(self._doc.entries):
+                if (e.sha256, e.purpose, e.base_url, e.state) == (
+                    sha256,
+                    purpose,
+                    base_url,
+                    "uploaded",
+                ):
+                    return e
+            return None
 
     def mark_pending(
         self,
@@ -807,6 +835,14 @@ class LedgerSession:
                 e for e in self._doc.entries if not e.matches(sha256, size, purpose, base_url)
             ]
             self._write()
+
+    def source(self, sha256: str, size: int, *, max_size: int) -> SourceRecord | None:
+        """How this content was sharded at this size limit, if ``push`` recorded it."""
+        with self._lock:
+            for s in self._doc.sources:
+                if (s.sha256, s.bytes, s.max_size) == (sha256, size, max_size):
+                    return s
+            return None
 
     def record_source(
         self, sha256: str, size: int, *, path: str, max_size: int, shards: Iterable[str]
