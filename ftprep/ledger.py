@@ -363,11 +363,25 @@ def ensure_state_dir(directory: str | os.PathLike[str]) -> Path:
         created = True
     if created or d.name == ".ftprep":
         for name, text in ((".gitignore", "*\n"), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
-            marker = d / name
-            if not marker.exists() and not marker.is_symlink():
-                with contextlib.suppress(FileExistsError):
-                    _atomic_write(marker, text.encode(), hook=False)
+            _write_marker(d / name, text.encode())
     return d
+
+
+def _write_marker(path: Path, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        return  # already there (or a link someone put there: left alone)
+    except OSError as e:
+        raise LedgerError(f"cannot write {path}: {e.strerror or e}") from e
+    try:
+        os.write(fd, data)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
 
 
 def _find(

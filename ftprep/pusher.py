@@ -333,6 +333,7 @@ class _Uploader:
         return matches[0]
 
     def _on_ambiguous(self, failed: AmbiguousUpload) -> FileObject | None:
+        checkpoint("ambiguous")
         log.warning(
             "upload of %s failed in a way that may have stored it (%s); checking the "
             "server before sending it again",
