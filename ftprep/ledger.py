@@ -397,6 +397,71 @@ def _find(
     return exact or rebuilt
 
 
+_PART = re.compile(r"^(?P<stem>.+)\.part-(?P<n>\d{4,})-of-(?P<of>\d{4,})(?P<suffix>\.[^.]+)?$")
+
+
+def _from_names(
+    path: Path, sha: str, size: int, uploaded: list[LedgerEntry]
+) -> list[tuple[str, list[str]]]:
+    """IDs for a file the ledger knows only by its uploads' names (after a rebuild).
+
+    The file itself may carry the token; else a complete set of its shards
+    (``{stem}.part-0001-of-0004…``) whose sizes add up to the file's can be checked
+    byte range by byte range, since shards concatenate to the original.
+    """
+    found: list[tuple[str, list[str]]] = []
+    for e in uploaded:
+        if e.sha256 is None and e.bytes == size and e.token == sha[:TOKEN_LEN] and e.file_id:
+            found.append((e.recorded_at, [e.file_id]))
+    groups: dict[tuple[str, str, int], dict[int, list[LedgerEntry]]] = {}
+    for e in uploaded:
+        parsed = split_upload_name(e.filename)
+        m = _PART.match(parsed[0]) if parsed else None
+        if m is None or m.group("stem") != path.stem or e.file_id is None:
+            continue
+        group = groups.setdefault((e.purpose, e.base_url, int(m.group("of"))), {})
+        group.setdefault(int(m.group("n")), []).append(e)
+    for (_, _, total), parts in groups.items():
+        if sorted(parts) != list(range(1, total + 1)):
+            continue
+        ordered = _walk(path, [parts[n] for n in range(1, total + 1)], size)
+        if ordered is not None:
+            ids = [e.file_id for e in ordered if e.file_id is not None]
+            found.append((max(e.recorded_at for e in ordered), ids))
+    return found
+
+
+def _walk(path: Path, candidates: list[list[LedgerEntry]], size: int) -> list[LedgerEntry] | None:
+    """Pick, part by part, an upload whose bytes are the file's next bytes."""
+    chosen: list[LedgerEntry] = []
+    try:
+        with open(path, "rb") as fh:
+            offset = 0
+            for options in candidates:
+                pick = next((e for e in options if _range_is(fh, offset, e)), None)
+                if pick is None:
+                    return None
+                chosen.append(pick)
+                offset += pick.bytes
+    except OSError:
+        return None
+    return chosen if offset == size else None
+
+
+def _range_is(fh: Any, offset: int, e: LedgerEntry) -> bool:
+    fh.seek(offset)
+    h = hashlib.sha256()
+    left = e.bytes
+    while left:
+        block = fh.read(min(left, 1 << 20))
+        if not block:
+            return False
+        h.update(block)
+        left -= len(block)
+    digest: str = h.hexdigest()
+    return digest == e.sha256 if e.sha256 is not None else digest[:TOKEN_LEN] == e.token
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -592,6 +657,8 @@ class Ledger:
                     newest = max(src.recorded_at, *(x.recorded_at for x in shard_entries))
                     ids = [x.file_id for x in shard_entries if x.file_id is not None]
                     candidates.append((newest, ids))
+        if not candidates:
+            candidates = _from_names(Path(path), sha, size, uploaded)
         if not candidates:
             return []
         return max(candidates, key=lambda c: c[0])[1]

@@ -346,3 +346,31 @@ def test_ledger_document_is_versioned_json(tmp_path: Path) -> None:
     doc = orjson.loads(ledger.path.read_bytes())
     assert (doc["format"], doc["version"]) == ("ftprep-ledger", 1)
     assert set(doc["entries"][0]) >= {"sha256", "bytes", "purpose", "base_url", "file_id"}
+
+
+def test_after_a_rebuild_file_ids_of_a_sharded_file_come_from_its_shard_names(
+    tmp_path: Path,
+) -> None:
+    parts = [b'{"text": "one"}\n', b'{"text": "two"}\n', b'{"text": "three"}\n']
+    source = tmp_path / "big.jsonl"
+    source.write_bytes(b"".join(parts))
+    names = [f"big.part-{i:04}-of-0003.jsonl" for i in (1, 2, 3)]
+    listing = [
+        _ServerFile(f"id-{i}", upload_name(n, _sha(p)), len(p))
+        for i, (n, p) in enumerate(zip(names, parts, strict=True))
+    ]
+    # Sets from older versions of the file: the same names, other content.
+    stale = [b'{"text": "OLD"}\n', parts[1], b'{"text": "OLD3"}\n']
+    listing += [
+        _ServerFile(f"old-{i}", upload_name(n, _sha(p)), len(p))
+        for i, (n, p) in enumerate(zip(names, stale, strict=True))
+    ]
+    ledger = Ledger(tmp_path / "ledger")
+    ledger.path.write_bytes(b"garbage")
+    with ledger.session() as s:
+        s.rebuild_from(listing[::-1], purpose="fine-tune", base_url=URL)
+    ids = ledger.file_ids(source)
+    # Part 2 has the same bytes in both sets: either copy is a right answer.
+    assert (ids[0], ids[1] in {"id-1", "old-1"}, ids[2]) == ("id-0", True, "id-2")
+    source.write_bytes(b"".join(parts[:2]) + b'{"text": "thre3"}\n')
+    assert ledger.file_ids(source) == []
