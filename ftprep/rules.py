@@ -130,7 +130,7 @@ def json_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         if isinstance(part, int):
             out.append(f"[{part}]")
-        elif _IDENT_RE.fullmatch(part):
+        elif len(part) <= 40 and _IDENT_RE.fullmatch(part):
             out.append(f".{part}")
         else:
             out.append("[" + orjson.dumps(clip(part, 40)).decode() + "]")
