@@ -177,7 +177,7 @@ def describe_wait(seconds: float) -> str:
     """
     if not math.isfinite(seconds) or seconds > 100 * 365 * 86400:
         return "more than a century"
-    if seconds < 120:
+    if seconds < 600:
         return f"{seconds:.0f} s"
     if seconds < 2 * 3600:
         return f"{seconds / 60:.0f} min"
