@@ -409,6 +409,9 @@ def _from_names(
     (``{stem}.part-0001-of-0004…``) whose sizes add up to the file's can be checked
     byte range by byte range, since shards concatenate to the original.
     """
+    from .splitter import safe_stem  # shards are named after it
+
+    stem = safe_stem(path)
     found: list[tuple[str, list[str]]] = []
     for e in uploaded:
         if e.sha256 is None and e.bytes == size and e.token == sha[:TOKEN_LEN] and e.file_id:
@@ -417,7 +420,7 @@ def _from_names(
     for e in uploaded:
         parsed = split_upload_name(e.filename)
         m = _PART.match(parsed[0]) if parsed else None
-        if m is None or m.group("stem") != path.stem or e.file_id is None:
+        if m is None or m.group("stem") != stem or e.file_id is None:
             continue
         group = groups.setdefault((e.purpose, e.base_url, int(m.group("of"))), {})
         group.setdefault(int(m.group("n")), []).append(e)

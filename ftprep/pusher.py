@@ -472,6 +472,8 @@ class _Uploader:
         except OSError as e:
             raise UsageError(f"cannot create --out-dir {shards_dir}: {e.strerror or e}") from None
         result = split(src, max_size=limit, out_dir=shards_dir, force=True)
+        for warning in result.warnings:
+            self.warn(warning)
         items = _shard_items(result.shards, src)
         self._check_source(src, stamp)
         if size != stamp[0]:
@@ -753,11 +755,13 @@ def _validation_limit(stamps: Sequence[_Stamp], limit: int) -> int:
 
 
 def _refuse_name_clashes(sources: Sequence[Path], stamps: Sequence[_Stamp], limit: int) -> None:
+    from .splitter import safe_stem
+
     seen: dict[str, Path] = {}
     for src, stamp in zip(sources, stamps, strict=True):
         if stamp[0] <= limit:
             continue
-        other = seen.setdefault(src.name, src)
+        other = seen.setdefault(safe_stem(src), src)
         if other != src:
             raise UsageError(
                 f"{other} and {src} would be sharded to the same shard names; "
