@@ -1,0 +1,275 @@
+"""The fast path agrees with the full check: quick_ok(raw) implies check(parse(raw)) == [].
+
+It must also be useful: ordinary clean records take it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from ftprep.formats import BUILTIN_FORMATS, detect_format, get_checker
+
+SAMPLE_DATA = Path(__file__).resolve().parent.parent.parent / "sample_data"
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def assert_implies_clean(fmt: str, raw: bytes) -> bool:
+    """The contract. Returns quick_ok's answer so tests can also count acceptances."""
+    checker = get_checker(fmt)
+    quick = checker.quick_ok(raw)
+    if quick:
+        record = orjson.loads(raw)  # quick_ok never says yes to a line orjson rejects
+        assert isinstance(record, dict)
+        assert checker.check(record) == [], raw[:300]
+    return quick
+
+
+def test_quick_ok_implies_clean_on_every_corpus_line(corpus_cases: list[Any]) -> None:
+    accepted = 0
+    for case in corpus_cases:
+        if not case.path.is_file():
+            continue
+        for raw in case.path.read_bytes().split(b"\n"):
+            for fmt in BUILTIN_FORMATS:
+                accepted += assert_implies_clean(fmt, raw)
+                accepted += assert_implies_clean(fmt, raw.rstrip(b"\r"))
+    assert accepted > 20  # the corpus has plenty of plain records
+
+
+def _plain_line(line: bytes) -> bool:
+    """A record of the plain shape the fast path is for (no tools, no content parts)."""
+    record = orjson.loads(line)
+    fmt = detect_format(record)
+    if fmt == "chat":
+        return set(record) == {"messages"} and all(
+            isinstance(m["content"], str) and m["role"] != "tool" for m in record["messages"]
+        )
+    if fmt == "classifier":
+        return all(isinstance(m["content"], str) for m in record.get("messages", []))
+    return fmt == "pretrain"
+
+
+def test_quick_ok_accepts_the_clean_plain_records_of_the_sample_data() -> None:
+    seen = 0
+    for path in sorted(SAMPLE_DATA.glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            record = orjson.loads(line)
+            fmt = detect_format(record)
+            assert fmt is not None
+            checker = get_checker(fmt)
+            if _plain_line(line) and checker.check(record) == []:
+                seen += 1
+                assert checker.quick_ok(line), line[:200]
+    assert seen >= 15
+
+
+@pytest.mark.parametrize(
+    ("fmt", "raw"),
+    [
+        ("chat", b'{"messages": [{"role": "user", "content": "hi"}]}'),  # FT301
+        ("chat", b'{"messages": [{"role": "assistant", "content": "hi"}]}'),  # FT302
+        ("chat", b'{"messages": []}'),  # FT205
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a"}, {"role": "system", "content": "s"}, '
+            b'{"role": "user", "content": "q"}, '
+            b'{"role": "assistant", "content": "a"}]}',
+        ),  # FT303
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "   "}]}',
+        ),  # FT401
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a", "weight": 0}]}',
+        ),  # FT402
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q", "weight": 1}, '
+            b'{"role": "assistant", "content": "a"}]}',
+        ),  # FT305
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a", "weight": 1.0}]}',
+        ),  # fine, but not the plain shape
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a"}], "id": 3}',
+        ),  # FT408
+        (
+            "chat",
+            b'{"messages": [{"role": "system", "content": "s"}, {"role": "system", '
+            b'"content": "s"}, {"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a"}]}',
+        ),  # FT404
+        # orjson keeps the last of duplicate keys; so must the fast path.
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a", "content": ""}]}',
+        ),
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a", "role": "user"}]}',
+        ),
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a"}], "messages": [{"role": "user", "content": "q"}]}',
+        ),
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q\\ud800"}, '
+            b'{"role": "assistant", "content": "a"}]}',
+        ),  # lone surrogate: invalid JSON
+        (
+            "chat",
+            b'\xef\xbb\xbf{"messages": [{"role": "user", "content": "q"}, '
+            b'{"role": "assistant", "content": "a"}]}',
+        ),  # BOM
+        ("pretrain", b'{"text": " "}'),
+        ("pretrain", b'{"text": "a", "text": ""}'),
+        ("classifier", b'{"text": "a", "messages": [], "labels": {"t": "x"}}'),
+        ("classifier", b'{"text": "a", "labels": {"t": ["x", "x"]}}'),
+        ("classifier", b'{"text": "a", "labels": {}}'),
+        ("classifier", b'{"text": "a", "labels": {"": "x"}}'),
+        ("classifier", b'{"messages": [{"role": "user", "content": ""}], "labels": {"t": "x"}}'),
+    ],
+)
+def test_quick_ok_declines_records_with_any_problem(fmt: str, raw: bytes) -> None:
+    assert get_checker(fmt).quick_ok(raw) is False
+    assert_implies_clean(fmt, raw)
+
+
+# ------------------------------------------------------------------ generated records
+
+text = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["", " ", "\n", "\u2028", "How do I true a wheel?", "Quarter turns."]),
+)
+weight = st.sampled_from([0, 1, 0.0, 1.0, 0.5, 2, -1, True, False, None, "1"])
+role = st.sampled_from(["system", "user", "assistant", "tool", "bot", ""])
+
+
+@st.composite
+def message(draw: st.DrawFn) -> dict[str, Any]:
+    m: dict[str, Any] = {"role": draw(role), "content": draw(text)}
+    if draw(st.integers(0, 4)) == 0:
+        m["weight"] = draw(weight)
+    if draw(st.integers(0, 12)) == 0:
+        m["name"] = draw(text)
+    if draw(st.integers(0, 12)) == 0:
+        del m["content"]
+    return m
+
+
+@st.composite
+def chat_record(draw: st.DrawFn) -> dict[str, Any]:
+    record: dict[str, Any] = {"messages": draw(st.lists(message(), max_size=6))}
+    if draw(st.integers(0, 10)) == 0:
+        record[draw(st.sampled_from(["tools", "id", "labels"]))] = draw(
+            st.sampled_from([[], 1, {}])
+        )
+    return record
+
+
+@st.composite
+def ordinary_chat_record(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid conversation of the plain shape: what most lines of real files look like."""
+    words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1).filter(
+        lambda s: not s.isspace()
+    )
+    messages: list[dict[str, Any]] = []
+    if draw(st.booleans()):
+        messages.append({"role": "system", "content": draw(words)})
+    for _ in range(draw(st.integers(1, 3))):
+        messages.append({"role": "user", "content": draw(words)})
+        answer: dict[str, Any] = {"role": "assistant", "content": draw(words)}
+        if draw(st.booleans()):
+            answer["weight"] = draw(st.sampled_from([0, 1]))
+        messages.append(answer)
+    messages[-1]["weight"] = 1
+    return {"messages": messages}
+
+
+def _serialize(record: object, style: int) -> bytes:
+    if style == 0:
+        return orjson.dumps(record)
+    if style == 1:
+        return json.dumps(record).encode()  # ASCII with \u escapes
+    return json.dumps(record, ensure_ascii=False, indent=None, separators=(" , ", " : ")).encode()
+
+
+@SETTINGS
+@given(chat_record(), st.integers(0, 2))
+@example({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}, 0)
+def test_quick_ok_implies_clean_on_generated_chat_records(record: Any, style: int) -> None:
+    assert_implies_clean("chat", _serialize(record, style))
+
+
+@SETTINGS
+@given(ordinary_chat_record(), st.integers(0, 2))
+def test_quick_ok_accepts_ordinary_chat_records(record: Any, style: int) -> None:
+    raw = _serialize(record, style)
+    assert get_checker("chat").check(orjson.loads(raw)) == []
+    assert get_checker("chat").quick_ok(raw)
+
+
+@SETTINGS
+@given(ordinary_chat_record(), st.data())
+def test_quick_ok_implies_clean_on_mutated_bytes(record: Any, data: st.DataObject) -> None:
+    raw = bytearray(orjson.dumps(record))
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        byte = data.draw(st.sampled_from(list(b' "{}[],:0a\\\x00\t\xff\xed')))
+        if op == "flip":
+            raw[pos] = byte
+        elif op == "insert":
+            raw.insert(pos, byte)
+        else:
+            del raw[pos]
+    assert_implies_clean("chat", bytes(raw))
+
+
+@SETTINGS
+@given(
+    st.dictionaries(
+        st.sampled_from(["text", "messages", "labels", "meta"]),
+        st.one_of(
+            text,
+            st.dictionaries(st.text(max_size=4), st.one_of(text, st.lists(text, max_size=3))),
+            st.lists(st.fixed_dictionaries({"role": role, "content": text}), max_size=3),
+        ),
+    )
+)
+def test_quick_ok_implies_clean_on_generated_pretrain_and_classifier_records(
+    record: dict[str, Any],
+) -> None:
+    raw = orjson.dumps(record)
+    assert_implies_clean("pretrain", raw)
+    assert_implies_clean("classifier", raw)
+
+
+@SETTINGS
+@given(st.recursive(st.none() | st.booleans() | st.integers() | text, st.lists, max_leaves=20))
+def test_check_never_raises_on_odd_values(value: Any) -> None:
+    for fmt in BUILTIN_FORMATS:
+        checker = get_checker(fmt)
+        records = ({"messages": value}, {"messages": [value]}, {"text": value, "labels": value})
+        for record in records:
+            checker.check(record)
+            assert_implies_clean(fmt, json.dumps(record).encode())
