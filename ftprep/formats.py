@@ -505,10 +505,11 @@ def _load_user_schema(name: str, path: Path) -> Validator:
         cls.check_schema(schema)
     except JSONSchemaError as e:
         where = "/" + "/".join(str(p) for p in e.absolute_path)
-        raise SchemaError(
-            f"{name}: not a valid {draft} schema at {where}: "
-            f"{_q(e.instance, 80)} fails {e.validator!r} of the metaschema"
-        ) from None
+        if e.validator == "format":
+            why = f"{_q(e.instance, 80)} is not a valid {e.validator_value}"
+        else:
+            why = f"{_q(e.instance, 80)} fails {e.validator!r} of the metaschema"
+        raise SchemaError(f"{name}: not a valid {draft} schema at {where}: {why}") from None
     except RecursionError:
         raise SchemaError(f"{name}: the schema is nested too deeply") from None
 
