@@ -45,7 +45,8 @@ class Problem:
 
     def __post_init__(self) -> None:
         if len(self.message) > MAX_MESSAGE_CHARS:
-            object.__setattr__(self, "message", clip(self.message, MAX_MESSAGE_CHARS))
+            # Leave room for clip's "…(+N chars)" so the result stays within the limit.
+            object.__setattr__(self, "message", clip(self.message, MAX_MESSAGE_CHARS - 30))
 
     @property
     def is_error(self) -> bool:
