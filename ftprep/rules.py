@@ -15,6 +15,7 @@ rules skip what they cannot read, the schema check reports it) and yields
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -549,7 +550,33 @@ _SCHEMA_CACHE: dict[bytes, str | None] = {}
 _SCHEMA_CACHE_MAX = 512
 
 
+#: A regular expression in a tool's parameters longer than this is not compiled:
+#: compiling costs about a microsecond per character, and a record must not be
+#: able to stall the validator for seconds.
+MAX_PATTERN_CHARS = 10_000
+
+
+@functools.cache
+def _draft7_metaschema_validator() -> Any:
+    from jsonschema import Draft7Validator, FormatChecker
+
+    checker = FormatChecker(formats=())
+    checker.checkers = dict(Draft7Validator.FORMAT_CHECKER.checkers)
+
+    def _regex(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        if len(value) > MAX_PATTERN_CHARS:
+            return False
+        re.compile(value)
+        return True
+
+    checker.checks("regex", raises=re.error)(_regex)
+    return Draft7Validator(Draft7Validator.META_SCHEMA, format_checker=checker)
+
+
 def _draft7_problem(parameters: dict[str, Any]) -> str | None:
+    """What makes ``parameters`` an invalid Draft 7 schema (as mistral-common checks it)."""
     # Records of one file usually repeat the same tools: check each schema once.
     try:
         key: bytes | None = orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)
@@ -557,25 +584,28 @@ def _draft7_problem(parameters: dict[str, Any]) -> str | None:
         key = None
     if key is not None and key in _SCHEMA_CACHE:
         return _SCHEMA_CACHE[key]
-    from jsonschema import Draft7Validator
-    from jsonschema.exceptions import SchemaError, best_match
+    from jsonschema.exceptions import best_match
 
     try:
-        Draft7Validator.check_schema(parameters)
+        err = best_match(_draft7_metaschema_validator().iter_errors(parameters))
+    except RecursionError:
+        result: str | None = "nested too deeply"
+    else:
         result = None
-    except SchemaError as e:
-        err = best_match([e]) or e
-        where = json_path(list(err.absolute_path)).replace("$", "parameters", 1)
-        result = f"{where}: {_schema_error_text(err.validator, err.instance)}"
+        if err is not None:
+            where = json_path(list(err.absolute_path)).replace("$", "parameters", 1)
+            if err.validator == "format":
+                why = f"{_q(err.instance)} is not a valid {err.validator_value}"
+                if isinstance(err.instance, str) and len(err.instance) > MAX_PATTERN_CHARS:
+                    why += f" of at most {MAX_PATTERN_CHARS} characters"
+            else:
+                why = f"{_q(err.instance)} fails {err.validator!r} of the Draft 7 metaschema"
+            result = f"{where}: {why}"
     if key is not None:
         if len(_SCHEMA_CACHE) >= _SCHEMA_CACHE_MAX:
             _SCHEMA_CACHE.clear()
         _SCHEMA_CACHE[key] = result
     return result
-
-
-def _schema_error_text(keyword: object, instance: object) -> str:
-    return f"value {_q(instance)} breaks the Draft 7 metaschema ({keyword})"
 
 
 def tool_parameters(record: Mapping[str, Any]) -> Iterator[Problem]:
