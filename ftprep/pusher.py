@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from .client import AmbiguousUpload, FileObject, FilesClient, check_base_url
+from .config import Config
 from .errors import (
     APIError,
     InputError,
@@ -666,11 +667,13 @@ def upload(
 def push(
     paths: Iterable[str | os.PathLike[str]],
     *,
-    schema: str = "auto",
+    schema: str | None = None,
     max_size: int | str = DEFAULT_MAX_SIZE,
     max_errors: int | None = None,
     ignore: Sequence[str] = (),
     select: Sequence[str] = (),
+    config: Config | None = None,
+    validate_progress: ProgressCallback | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     allow_invalid: bool = False,
     purpose: str = "fine-tune",
@@ -687,7 +690,11 @@ def push(
     """Validate, shard what is over ``max_size``, upload, record; return the IDs.
 
     Nothing is uploaded when any file has errors (``refused`` is set and the problems
-    are in ``report``) unless ``allow_invalid``. Shards go to ``out_dir`` (default
+    are in ``report``) unless ``allow_invalid``. Validation takes ``schema`` (default
+    ``auto``), ``max_errors``, ``ignore`` and ``select`` as :func:`ftprep.validate`
+    does; with a ``config`` (``ftprep.config.load()``) its per-path schemas (unless
+    ``schema`` is given) and per-path ignores apply too, as in ``ftprep validate``.
+    ``validate_progress`` gets bytes validated. Shards go to ``out_dir`` (default
     ``.ftprep/shards``) as ``{stem}.part-0001-of-0004.jsonl``; a rerun on the same
     content reuses what the ledger and the server already have, without sharding
     again. The other options are :func:`upload`'s.
@@ -706,13 +713,16 @@ def push(
     _refuse_name_clashes(sources, stamps, limit)
     book = _ledger_for(ledger)
 
-    report = validate(
+    report = _validate_all(
+        validate,
         [str(p) for p in sources],
         schema=schema,
+        config=config,
         max_size=_validation_limit(stamps, limit),
         max_errors=max_errors,
         ignore=tuple(ignore),
         select=tuple(select),
+        progress=validate_progress,
     )
     if not report.ok and not allow_invalid:
         server = _server_name(client, base_url, ledger_base_url)
@@ -746,6 +756,35 @@ def push(
             )
         uploads = up.run(items, jobs)
     return PushResult(uploads, server, purpose, report=report, warnings=up.warnings)
+
+
+def _validate_all(
+    validate: Any,
+    paths: list[str],
+    *,
+    schema: str | None,
+    config: Config | None,
+    ignore: tuple[str, ...],
+    **options: Any,
+) -> Report:
+    # One call per distinct (schema, ignore), as `ftprep validate` groups them; the
+    # reports come back in the order of the paths.
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for i, p in enumerate(paths):
+        file_schema = schema or "auto"
+        file_ignore = ignore
+        if config is not None:
+            file_schema = schema or config.schema_for(p, config.schema or "auto")
+            file_ignore = (*ignore, *config.ignore_for(p))
+        groups.setdefault((file_schema, file_ignore), []).append(i)
+    files: list[Any] = [None] * len(paths)
+    for (file_schema, file_ignore), indexes in groups.items():
+        part = validate(
+            [paths[i] for i in indexes], schema=file_schema, ignore=file_ignore, **options
+        )
+        for i, f in zip(indexes, part.files, strict=True):
+            files[i] = f
+    return Report(files)
 
 
 def _validation_limit(stamps: Sequence[_Stamp], limit: int) -> int:

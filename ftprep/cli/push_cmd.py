@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..sizes import format_size
-from ._common import Output, PathsCommand, common_options, make_output
+from ._common import Output, PathsCommand, Progress, common_options, make_output
 from ._errors import FOUND_PROBLEMS, error_handler, redact
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -180,6 +180,30 @@ def _warnings_shown() -> Iterator[None]:
         logger.removeHandler(handler)
 
 
+def _total_bytes(paths: tuple[str, ...]) -> int | None:
+    total = 0
+    for p in paths:
+        with contextlib.suppress(OSError):
+            total += Path(p).stat().st_size
+    return total or None
+
+
+def _closing(first: Progress, then: ProgressCallback | None) -> ProgressCallback | None:
+    """The upload callback, which also clears the validation bar once uploading starts."""
+    if then is None:
+        return None
+    closed = False
+
+    def sent(n: int) -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            first.__exit__(None, None, None)
+        then(n)
+
+    return sent
+
+
 def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -261,31 +285,11 @@ def _render_uploads(result: PushResult, output: Output, *, push: bool, ledger: L
 
 
 def _render_problems(report: Report, output: Output) -> None:
-    """Validation problems as ``ftprep validate`` shows them."""
-    try:
-        from .. import report as renderers
-    except ImportError:
-        renderers = None
-    if renderers is not None and hasattr(renderers, "render_text"):
-        fmt = "github" if output.format == "github" else "text"
-        render = getattr(renderers, f"render_{fmt}", renderers.render_text)
-        text = render(report)
-        if text:
-            click.echo(text.rstrip("\n"))
-        return
-    for f in report.files:
-        for p in f.problems:
-            where = f"{f.path}:{p.line or 1}:{p.column or 1}"
-            if output.format == "github":
-                click.echo(
-                    f"::{p.severity} file={f.path},line={p.line or 1},col={p.column or 1}"
-                    f"::{p.code} {p.message}"
-                )
-            else:
-                click.echo(f"{where}: {p.code} {p.message}")
-        if output.format != "github" and not output.quiet:
-            state = "ok" if f.ok else f"{f.error_count} error(s)"
-            click.echo(f"{f.path}: {state}, {f.warning_count} warning(s), {f.records} records")
+    """Validation problems exactly as ``ftprep validate`` prints them."""
+    from .. import report as renderers
+
+    renderers.render(report, sys.stdout, output.format, quiet=output.quiet)
+    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------- commands
@@ -402,36 +406,42 @@ def push(
         cfg = config.load()
         limit = parse_size(max_size) if max_size is not None else cfg.max_size or DEFAULT_MAX_SIZE
         options: dict[str, Any] = {
-            "schema": schema or cfg.schema or "auto",
+            "schema": schema,
+            "config": cfg,
             "max_size": limit,
             "max_errors": max_errors if max_errors is not None else cfg.max_errors,
-            "ignore": cfg.ignore,
             "select": cfg.select,
             "out_dir": out_dir,
             "allow_invalid": allow_invalid,
             "purpose": purpose,
             "jobs": jobs,
         }
+        checking = Progress(output, total=_total_bytes(paths), desc="validate")
+        options["validate_progress"] = checking.callback
         if dry_run:
             ledger, label = _dry_server(emulator, base_url, ledger_path)
-            result = do_push(
-                paths,
-                **options,
-                base_url=base_url,
-                ledger=ledger,
-                dry_run=True,
-                ledger_base_url=label,
-            )
+            with checking:
+                result = do_push(
+                    paths,
+                    **options,
+                    base_url=base_url,
+                    ledger=ledger,
+                    dry_run=True,
+                    ledger_base_url=label,
+                )
         else:
             bars = _Bars(output)
             try:
-                with _server(emulator, base_url, ledger_path, output) as (client, ledger, label):
+                with (
+                    checking,
+                    _server(emulator, base_url, ledger_path, output) as (client, ledger, label),
+                ):
                     result = do_push(
                         paths,
                         **options,
                         client=client,
                         ledger=ledger,
-                        progress=bars.overall,
+                        progress=_closing(checking, bars.overall),
                         file_progress=bars,
                         ledger_base_url=label,
                     )
