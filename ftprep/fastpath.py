@@ -87,28 +87,29 @@ def quick_chat(raw: bytes) -> bool:
     """
     try:
         msgs = _CHAT.decode(raw).messages
-        if not msgs:
-            return False  # FT205: at least one message
-        if type(msgs[-1]) is not _Assistant or type(msgs[0]) is _Assistant:
-            return False  # FT301 / FT302
-        prev: type | None = None
-        systems = 0
-        trained = False
-        for m in msgs:
-            kind = type(m)
-            if _blank(m.content):
-                return False  # FT307/FT401 (assistant), FT405 (user, system)
-            if kind is _Assistant:
-                if m.weight is UNSET or m.weight == 1:  # type: ignore[union-attr]
-                    trained = True
-            elif kind is _System:
-                systems += 1
-                if systems > 1 or prev is _Assistant:
-                    return False  # FT404 / FT303 (assistant -> system)
-            prev = kind
-        return trained  # FT402 when every assistant message has weight 0
     except Exception:
         return False
+    # Written for speed (this loop runs once per line of every file): no helper
+    # calls, class identity instead of isinstance.
+    if not msgs or msgs[-1].__class__ is not _Assistant or msgs[0].__class__ is _Assistant:
+        return False  # FT205 (no messages) / FT301 / FT302
+    prev: type | None = None
+    seen_system = False
+    trained = False
+    for m in msgs:
+        content = m.content
+        if not content or content.isspace():
+            return False  # FT307/FT401 (assistant), FT405 (user, system)
+        kind = m.__class__
+        if kind is _Assistant:
+            if m.weight != 0:  # type: ignore[union-attr]  # 1 or no weight: trained
+                trained = True
+        elif kind is _System:
+            if seen_system or prev is _Assistant:
+                return False  # FT404 / FT303 (assistant -> system)
+            seen_system = True
+        prev = kind
+    return trained  # FT402 when every assistant message has weight 0
 
 
 def quick_pretrain(raw: bytes) -> bool:
