@@ -142,6 +142,7 @@ class _Collector:
         self._result = result
         self._keep = opts.keep
         self.nul_reported = False
+        self.wants_dup_keys = opts.wanted("FT112")
 
     def add(self, p: Problem) -> None:
         if not self._opts.wanted(p.code):
@@ -177,8 +178,7 @@ def _check_range(
     checker = formats.get_checker(opts.schema) if opts.schema is not None else None
     check_records = checker is not None and opts.any_wanted(_RECORD_CODES)
     quick_ok = checker.quick_ok if checker is not None else None
-    want_dup_keys = opts.wanted("FT112")
-    want_depth = opts.wanted("FT107")
+    want_dup_keys = opts.wanted("FT112") or opts.wanted("FT107")
     want_dups = opts.wanted("FT120")
     fps, rec_lines, rec_offsets = (
         result.fingerprints,
@@ -207,19 +207,17 @@ def _check_range(
             result.nonblank += 1
             continue
         if quick_ok is not None and quick_ok(raw):
-            # The fast path: a clean record for the format. Only what msgspec cannot
-            # see remains: duplicate keys, nesting depth.
+            # The fast path: a clean record for the format. What msgspec cannot see is
+            # left: duplicate keys. Depth needs no pass of its own here: these records
+            # never reach check(), the built-in fast paths accept only shallow records,
+            # and the duplicate-key parse refuses anything deeper than _JITER_DEPTH.
             fast += 1
             if want_dup_keys:
                 dup = _duplicate_key(raw)
                 if dup is not None:
-                    out.add(_dup_problem(raw, dup, lineno))
-            if (
-                want_depth
-                and raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
-                and _depth(orjson.loads(raw)) > MAX_DEPTH
-            ):
-                out.add(_deep_problem(lineno))
+                    out.add(
+                        _deep_problem(lineno) if dup is _DEEP else _dup_problem(raw, dup, lineno)
+                    )
             if want_dups:
                 key = raw[:-1] if raw.endswith(b"\r") else raw
                 fps.append((crc32(key) << 32) | (len(key) & 0xFFFFFFFF))
@@ -310,8 +308,8 @@ def _slow_line(
     if not isinstance(record, dict):
         out.add(_err("FT108", _not_object(record), lineno, shift + 1))
         return None
-    dup = _duplicate_key(raw)
-    if dup is not None:
+    dup = _duplicate_key(raw) if out.wants_dup_keys else None
+    if dup is not None and dup is not _DEEP:
         out.add(_dup_problem(raw, dup, lineno, shift))
     if _depth(record) > MAX_DEPTH:
         out.add(_deep_problem(lineno))
@@ -334,13 +332,22 @@ def _not_object(value: object) -> str:
     return f"record is {kind}, not a JSON object: {hint}"
 
 
+#: jiter's own nesting limit: it stops there (and then cannot look for duplicates).
+_JITER_DEPTH = 200
+_DEEP = ("", 0)
+
+
 def _duplicate_key(raw: bytes) -> tuple[str, int] | None:
+    """The first duplicate key and jiter's column for it; ``_DEEP`` past jiter's depth."""
     try:
         jiter.from_json(raw, catch_duplicate_keys=True, cache_mode=False)
     except ValueError as e:
-        m = _DUP_RE.match(str(e))
+        text = str(e)
+        m = _DUP_RE.match(text)
         if m is not None:
             return m.group(1), int(m.group(2))
+        if text.startswith("recursion limit"):
+            return _DEEP
     return None
 
 
