@@ -153,12 +153,16 @@ def split(
         if size == 0:
             raise SplitError(f"{display}: the file is empty; there is nothing to split")
         budget, warnings = _validation_budget(validation_size, size, limit)
-        if shuffle:
-            if seed is None:
-                seed = random.SystemRandom().randrange(2**32)
-            plan = _plan_shuffled(fd, display, size, limit, budget, seed, progress)
-        else:
-            plan = _plan_in_order(fd, display, size, limit, budget)
+        if shuffle and seed is None:
+            seed = random.SystemRandom().randrange(2**32)
+        try:
+            if shuffle:
+                assert seed is not None
+                plan = _plan_shuffled(fd, display, size, limit, budget, seed, progress)
+            else:
+                plan = _plan_in_order(fd, display, size, limit, budget)
+        except OSError as e:
+            raise InputError(f"{display}: reading failed ({e.strerror or e})", path=display) from e
         result = _write_outputs(
             fd,
             display,
@@ -787,8 +791,11 @@ def _write_outputs(
     _clean_stale_temps(real_dir, names)
     staging = _Staging(real_dir)
     cancel = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="ftprep-split")
-    syncs: list[Future[None]] = []
+    # Two helpers copy and hash the current output; a third syncs the finished ones
+    # meanwhile, so that a slow fsync never holds up the next copy.
+    helpers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ftprep-split")
+    syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ftprep-sync")
+    syncs: list[tuple[Future[None], int]] = []
     written: list[Shard] = []
     current = names[0]
     try:
@@ -798,29 +805,27 @@ def _write_outputs(
             try:
                 if out.order is None:
                     lines, digest = _copy_range(
-                        fd, dst, out.start, out.stop, progress, pool, cancel
+                        fd, dst, out.start, out.stop, progress, helpers, cancel
                     )
                     nbytes = out.stop - out.start
                 else:
                     nbytes, lines, digest = _write_lines(fd, dst, out.order, plan, progress)
-                    if nbytes != os.fstat(dst).st_size:
-                        raise InputError(f"{display}: the file changed while it was being split")
             except BaseException:
                 os.close(dst)
                 raise
-            # Sync this file while the next one is being copied.
-            syncs.append(pool.submit(_sync_and_close, dst))
+            syncs.append((syncer.submit(_sync_and_close, dst), dst))
             written.append(Shard(out_dir / out.name, nbytes, lines, digest))
-        for f in syncs:
+        for f, _dst in syncs:
             f.result()
         before_commit()
         staging.commit()
     except BaseException as e:
         cancel.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        for f in syncs:
-            with contextlib.suppress(BaseException):
-                f.result()
+        helpers.shutdown(wait=True, cancel_futures=True)
+        syncer.shutdown(wait=True, cancel_futures=True)
+        for f, dst in syncs:
+            if f.cancelled():
+                os.close(dst)
         staging.discard()
         if isinstance(e, OSError):
             # A full disk or a failing device is not a bug: say which file and why.
@@ -829,7 +834,8 @@ def _write_outputs(
                 f"written to {out_dir}"
             ) from e
         raise
-    pool.shutdown(wait=True)
+    helpers.shutdown(wait=True)
+    syncer.shutdown(wait=True)
     warnings = []
     earlier = _earlier_shards(real_dir, out_dir, plan.stem, names)
     if earlier:

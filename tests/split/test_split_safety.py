@@ -24,6 +24,10 @@ RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
 Ls = Callable[[Path], list[str]]
 
 
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
 def fail_on_call(monkeypatch: pytest.MonkeyPatch, name: str, nth: int, exc: BaseException) -> None:
     """Make ``splitter.<name>`` raise ``exc`` on its ``nth`` call."""
     real = getattr(splitter, name)
@@ -50,11 +54,13 @@ def test_a_full_disk_on_the_third_shard_leaves_no_shard_and_no_temp(
     if engine == "threads":
         monkeypatch.setattr(splitter, "_PARALLEL_MIN", 0)
     fail_on_call(monkeypatch, "_copy_bytes", 3, OSError(errno.ENOSPC, "No space left on device"))
+    fds = open_fds()
 
     with pytest.raises(OutputError, match="No space left on device"):
         ftprep.split(src, max_size=4000, out_dir=out)
 
     assert ls(out) == []
+    assert open_fds() == fds
     monkeypatch.undo()  # space is back: the rerun gives the same shards
     again = ftprep.split(src, max_size=4000, out_dir=out)
     assert [s.sha256 for s in again.shards] == [s.sha256 for s in reference.shards]
@@ -77,11 +83,13 @@ def test_ctrl_c_midway_removes_every_temp_and_lets_the_interrupt_through(
 ) -> None:
     src = make_jsonl(count=300)
     fail_on_call(monkeypatch, "_copy_bytes", 2, KeyboardInterrupt())
+    fds = open_fds()
 
     with pytest.raises(KeyboardInterrupt):
         ftprep.split(src, max_size=4000, out_dir=tmp_path / "out")
 
     assert ls(tmp_path / "out") == []
+    assert open_fds() == fds
 
 
 def test_an_input_that_grows_during_the_split_is_refused_and_nothing_is_kept(
