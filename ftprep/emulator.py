@@ -610,6 +610,31 @@ def _detail_error(loc: list[Any], msg: str, kind: str, given: Any) -> dict[str, 
     return {"detail": [{"type": kind, "loc": loc, "msg": msg, "input": given}]}
 
 
+class _Body:
+    """A request body read straight from ASGI ``receive``, remembering whether the last
+    part has arrived (draining a finished body would wait for the client forever)."""
+
+    def __init__(self, receive: Callable[[], Any]) -> None:
+        self._receive = receive
+        self.done = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while not self.done:
+            message = await self._receive()
+            if message["type"] != "http.request":
+                self.done = True
+                raise _BadForm("the client went away before sending the whole body")
+            self.done = not message.get("more_body", False)
+            body = message.get("body", b"")
+            if body:
+                yield body
+
+    async def drain(self) -> None:
+        while not self.done:
+            message = await self._receive()
+            self.done = message["type"] != "http.request" or not message.get("more_body", False)
+
+
 async def _drain(receive: Callable[[], Any]) -> None:
     """Read and discard the rest of a request body, so an early answer (401, 413) reaches
     a client that is still sending instead of a reset connection."""
@@ -686,15 +711,17 @@ def create_app(state: EmulatorState) -> Callable[..., Any]:
             await _drain(request.receive)
             return too_large()
         tmp = state.tmp_dir / f"{uuid.uuid4().hex}.part"
+        body = _Body(request.receive)
         try:
             try:
                 with open(tmp, "wb") as sink:
-                    form = await _read_form(request.stream(), boundary, sink, state.max_size)
+                    form = await _read_form(body.chunks(), boundary, sink, state.max_size)
+                await body.drain()  # an epilogue after the closing boundary, if any
             except _TooLarge:
-                await _drain(request.receive)
+                await body.drain()
                 return too_large()
             except _BadForm as e:
-                await _drain(request.receive)
+                await body.drain()
                 return JSONResponse({"detail": f"Invalid multipart body: {e}"}, status_code=400)
             if not form.seen_file:
                 return JSONResponse(
@@ -959,8 +986,11 @@ class _FrontDoor:
         seen: list[int] = []
 
         async def tracking_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
+            # Logged before the answer leaves, so a client that has its answer also
+            # finds the request in the log.
+            if message["type"] == "http.response.start" and not seen:
                 seen.append(message["status"])
+                self.state.record(RequestRecord(method, path, message["status"]))
             await send(message)
 
         fault = self.state.take_fault(method, path)
@@ -972,13 +1002,11 @@ class _FrontDoor:
             if fault.retry_after is not None:
                 headers.append((b"retry-after", fault.retry_after.encode("latin-1", "replace")))
             body = fault.body if fault.body is not None else {"detail": "Injected fault"}
-            await self._answer(send, fault.status, body, headers)
-            self.state.record(RequestRecord(method, path, fault.status))
+            await self._answer(tracking_send, fault.status, body, headers)
             return
         if path.startswith("/v1/") and not self._authorized(scope):
             await _drain(receive)
-            await self._answer(send, 401, {"detail": "Unauthorized"})
-            self.state.record(RequestRecord(method, path, 401))
+            await self._answer(tracking_send, 401, {"detail": "Unauthorized"})
             return
         if fault is not None and fault.drop:
             await self._handle_then_drop(scope, receive, method, path)
@@ -986,7 +1014,8 @@ class _FrontDoor:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            self.state.record(RequestRecord(method, path, seen[0] if seen else None))
+            if not seen:
+                self.state.record(RequestRecord(method, path, None))
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
         for name, value in scope.get("headers", []):
