@@ -152,7 +152,8 @@ class PushResult:
 
 
 class FileProgress(Protocol):
-    """Per-file progress: ``start`` gives the callback for one file's bytes sent."""
+    """Per-file progress: ``start(path, size)`` gives the callback for one file's bytes
+    sent; ``finish(path)`` says that file is done (sent, or failed)."""
 
     def start(self, name: str, total: int) -> ProgressCallback | None: ...
 
@@ -179,6 +180,13 @@ def _stamp(path: Path) -> _Stamp:
             path=str(path),
         )
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _stamp_or_none(path: Path) -> _Stamp | None:
+    try:
+        return _stamp(path)
+    except InputError:
+        return None
 
 
 def _hash(path: Path) -> tuple[str, int]:
@@ -345,7 +353,7 @@ class _Uploader:
 
     def _callback(self, item: _Item) -> ProgressCallback:
         per_file = (
-            self.file_progress.start(item.filename, item.bytes)
+            self.file_progress.start(item.shown, item.bytes)
             if self.file_progress is not None
             else None
         )
@@ -389,8 +397,14 @@ class _Uploader:
                 )
             finally:
                 if self.file_progress is not None:
-                    self.file_progress.finish(item.filename)
-        except APIError as e:
+                    self.file_progress.finish(item.shown)
+        except Exception as e:
+            if _stamp_or_none(item.path) != item.stamp:
+                # Whatever went wrong, the bytes sent were not the bytes hashed.
+                s.forget(item.sha256, item.bytes, purpose=self.purpose, base_url=self.base_url)
+                raise _changed(item.path) from e
+            if not isinstance(e, APIError):
+                raise
             found = self._find_on_server(item.filename, item.bytes) if _ambiguous(e) else None
             if found is None:
                 if not _ambiguous(e):
@@ -411,21 +425,13 @@ class _Uploader:
         return f.id
 
     def _check_unchanged(self, item: _Item, file_id: str) -> None:
-        try:
-            now = _stamp(item.path)
-        except InputError:
-            now = None
-        if now == item.stamp:
+        if _stamp_or_none(item.path) == item.stamp:
             return
         # What went out is not what was hashed: that file must not pass for this content.
         with contextlib.suppress(APIError):
             self.client.delete(file_id)
         self.session.forget(item.sha256, item.bytes, purpose=self.purpose, base_url=self.base_url)
-        raise InputError(
-            f"{item.shown} changed while ftprep was working on it; nothing was recorded. "
-            "Rerun once it is no longer being written",
-            path=item.shown,
-        )
+        raise _changed(item.path)
 
     def _record(self, item: _Item, filename: str, file_id: str) -> None:
         self.session.mark_uploaded(

@@ -92,50 +92,48 @@ class _Bars:
         self._lock = threading.Lock()
         self._bars: dict[str, tqdm[Any]] = {}
         self._free: list[int] = []
+        self._enabled = output.progress_enabled
+        # Made when the first upload starts, so that nothing shows while validating.
         self._overall: tqdm[Any] | None = None
-        if output.progress_enabled:
-            from tqdm import tqdm
 
-            self._tqdm = tqdm
-            self._overall = tqdm(
-                total=0,
-                desc="uploaded",
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                leave=False,
-                position=0,
-            )
+    def _bar(self, desc: str, total: int, position: int) -> tqdm[Any]:
+        from tqdm import tqdm
+
+        return tqdm(
+            total=total,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            file=sys.stderr,
+            leave=False,
+            position=position,
+        )
 
     @property
     def overall(self) -> ProgressCallback | None:
-        bar = self._overall
-        if bar is None:
+        if not self._enabled:
             return None
 
         def sent(n: int) -> None:
             with self._lock:
-                bar.update(n)
+                if self._overall is not None:
+                    self._overall.update(n)
 
         return sent
 
     def start(self, name: str, total: int) -> ProgressCallback | None:
-        if self._overall is None:
+        if not self._enabled:
             return None
         with self._lock:
+            if self._overall is None:
+                self._overall = self._bar("uploaded", 0, 0)
             assert self._overall.total is not None
             self._overall.total += total
             self._overall.refresh()
             position = self._free.pop(0) if self._free else len(self._bars) + 1
-            bar = self._tqdm(
-                total=total,
-                desc=name if len(name) <= 40 else "…" + name[-39:],
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                leave=False,
-                position=position,
-            )
+            shown = Path(name).name
+            desc = shown if len(shown) <= 40 else "…" + shown[-39:]
+            bar = self._bar(desc, total, position)
             self._bars[name] = bar
 
         def sent(n: int) -> None:
