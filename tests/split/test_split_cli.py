@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+import pty
 import re
+import struct
 import subprocess
+import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,3 +155,50 @@ def test_usage_mistakes_exit_2_without_a_traceback(
         assert done.returncode == 2, (args, done.stderr)
         assert "Traceback" not in done.stderr
     assert not Path(out).exists()
+
+
+def run_with_terminal_stderr(*args: str) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal, as when a person watches it."""
+    primary, secondary = pty.openpty()
+    # A fresh pseudo-terminal is 0 columns wide, and tqdm draws nothing in 0 columns.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "ftprep", *args],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            env={**os.environ, "PRE_COMMIT": ""},
+        )
+        os.close(secondary)
+        stdout, _ = child.communicate(timeout=120)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(primary)
+    return child.returncode, stdout.decode(), seen.decode(errors="replace")
+
+
+def test_a_progress_bar_shows_on_a_terminal_but_never_with_json(
+    make_jsonl: MakeFile, tmp_path: Path
+) -> None:
+    src = make_jsonl(count=300)
+
+    code, _out, err = run_with_terminal_stderr(
+        "split", str(src), "--max-size", "10KB", "--out-dir", str(tmp_path / "a")
+    )
+    assert code == 0
+    assert "split" in err and "%" in err
+
+    code, out, err = run_with_terminal_stderr(
+        "split", str(src), "--max-size", "10KB", "--out-dir", str(tmp_path / "b"), "-o", "json"
+    )
+    assert code == 0
+    assert json.loads(out)["shards"]
+    assert err == ""
