@@ -827,6 +827,8 @@ def _write_outputs(
             if f.cancelled():
                 os.close(dst)
         staging.discard()
+        if isinstance(e, InputError) and e.path is None:
+            raise InputError(f"{display}: {e}", path=display) from None
         if isinstance(e, OSError):
             # A full disk or a failing device is not a bug: say which file and why.
             raise OutputError(

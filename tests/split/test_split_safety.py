@@ -384,3 +384,25 @@ def test_shards_left_by_an_earlier_split_are_pointed_out(
 
     assert len(result.shards) == 1
     assert any("from an earlier split" in w for w in result.warnings)
+
+
+def test_an_input_cut_short_during_the_split_is_named_and_nothing_is_kept(
+    make_jsonl: MakeFile, tmp_path: Path, ls: Ls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_jsonl(count=300)
+    real = splitter._copy_bytes
+    calls = 0
+
+    def truncate_then_copy(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            os.truncate(src, 100)
+        real(*args)
+
+    monkeypatch.setattr(splitter, "_copy_bytes", truncate_then_copy)
+
+    with pytest.raises(InputError, match=rf"^{re.escape(str(src))}: .*shrank"):
+        ftprep.split(src, max_size=4000, out_dir=tmp_path / "out")
+
+    assert ls(tmp_path / "out") == []
