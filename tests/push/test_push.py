@@ -287,3 +287,26 @@ def test_progress_bars_only_on_a_terminal(tmp_path: Path, write_chat: Callable[.
     assert "uploaded:" not in piped.stderr and "%|" not in piped.stderr
     code, err = _run_on_terminal([*args, "--no-progress"], tmp_path)
     assert code == 0 and "%|" not in err
+
+
+def test_state_never_shows_up_in_git_status(
+    tmp_path: Path, emulator: Emulator, write_chat: Callable[..., Path]
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_chat(repo / "a.jsonl", 20, pad=50)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "a.jsonl"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "data"], cwd=repo, check=True)
+    r = ftprep("push", "a.jsonl", "--max-size", "1500B", "--base-url", emulator.base_url, cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert (repo / ".ftprep" / "shards").is_dir() and (repo / ".ftprep" / "ledger").is_file()
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert status.stdout == ""

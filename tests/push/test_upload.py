@@ -13,7 +13,7 @@ import pytest
 from ftprep.client import FilesClient, RetryPolicy
 from ftprep.emulator import Emulator
 from ftprep.errors import AuthenticationError, InputError, PayloadTooLargeError
-from ftprep.ledger import Ledger, upload_name
+from ftprep.ledger import Ledger, file_sha256, upload_name
 from ftprep.pusher import upload
 
 
@@ -229,3 +229,33 @@ def test_ledger_holds_no_key(
         "ledger",
         "ledger.lock",
     ]
+
+
+def test_duplicates_found_when_reconciling_adopt_the_oldest_and_name_the_others(
+    tmp_path: Path,
+    emulator: Emulator,
+    client: FilesClient,
+    write_chat: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+    posts: Callable[[Emulator], int],
+) -> None:
+    data = write_chat(tmp_path / "a.jsonl", 2)
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(data.read_bytes().replace(b"answer 0", b"answer 7"))
+    ledger = Ledger(tmp_path / "ledger")
+    sha, size = file_sha256(data)
+    name = upload_name("a.jsonl", sha)
+    # A run died after its POST: the ledger says pending, the server holds two
+    # files of that name and size (one of them stored later by something else).
+    with ledger.session() as s:
+        s.mark_pending(
+            sha, size, purpose="fine-tune", base_url=client.base_url, filename=name, path=None
+        )
+    oldest = client.upload(data, filename=name).id
+    emulator.advance_clock(60)
+    newer = client.upload(other, filename=name).id
+    with caplog.at_level("WARNING", logger="ftprep"):
+        result = upload([data], client=client, ledger=ledger)
+    assert [(u.status, u.file_id) for u in result.uploads] == [("reused", oldest)]
+    assert f"ftprep files delete {newer}" in caplog.text
+    assert posts(emulator) == 2
