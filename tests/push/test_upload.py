@@ -12,7 +12,7 @@ import pytest
 
 from ftprep.client import FilesClient, RetryPolicy
 from ftprep.emulator import Emulator
-from ftprep.errors import AuthenticationError, InputError, PayloadTooLargeError
+from ftprep.errors import APIError, AuthenticationError, InputError, PayloadTooLargeError
 from ftprep.ledger import Ledger, file_sha256, upload_name
 from ftprep.pusher import upload
 
@@ -259,3 +259,23 @@ def test_duplicates_found_when_reconciling_adopt_the_oldest_and_name_the_others(
     assert [(u.status, u.file_id) for u in result.uploads] == [("reused", oldest)]
     assert f"ftprep files delete {newer}" in caplog.text
     assert posts(emulator) == 2
+
+
+def test_success_without_a_file_object_is_never_recorded_as_an_id(
+    tmp_path: Path,
+    emulator: Emulator,
+    client: FilesClient,
+    write_chat: Callable[..., Path],
+) -> None:
+    data = write_chat(tmp_path / "a.jsonl", 2)
+    ledger = Ledger(tmp_path / "ledger")
+    emulator.fail_next(200, method="POST", path="/v1/files", body={"status": "ok"})
+    with pytest.raises(APIError, match="not a file object"):
+        upload([data], client=client, ledger=ledger)
+    # Checked against the listing (nothing there), then left pending for the next run.
+    listed = [r for r in emulator.requests if (r.method, r.path) == ("GET", "/v1/files")]
+    assert len(listed) == 1
+    [entry] = ledger.entries()
+    assert (entry.state, entry.file_id) == ("pending", None)
+    result = upload([data], client=client, ledger=ledger)
+    assert result.uploads[0].file_id == emulator.files()[0]["id"]
