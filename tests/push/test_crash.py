@@ -271,3 +271,33 @@ def test_state_holds_no_key_and_is_kept_out_of_git(job: Job) -> None:
             assert job.key.encode() not in text, f
     assert (state / ".gitignore").read_text() == "*\n"
     assert (state / "CACHEDIR.TAG").is_file()
+
+
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_ctrl_c_mid_push_exits_130_and_the_rerun_completes(job: Job, jobs: str) -> None:
+    pause = job.tmp / "pause"
+    pause.mkdir()
+    proc = job.start(
+        "--jobs", jobs, FTPREP_TEST_PAUSE_AT="before-post", FTPREP_TEST_PAUSE_DIR=str(pause)
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(pause.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        # Let paused uploads go on: they must stop at their first chunk, not finish.
+        while proc.poll() is None and time.monotonic() < deadline:
+            for flag in pause.iterdir():
+                flag.unlink(missing_ok=True)
+            time.sleep(0.02)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    rerun = job.run()
+    assert rerun.returncode == 0, rerun.stderr
+    job.check_one_file_per_shard(json.loads(rerun.stdout))
