@@ -18,6 +18,8 @@ import pytest
 from ftprep.client import FilesClient, RetryPolicy, check_base_url
 from ftprep.errors import APIError, FtprepError, InsecureURLError, UsageError
 
+pytestmark = pytest.mark.timeout(120)
+
 REFUSED = [
     "http://api.example.com",
     "http://localhost@evil.example/",
