@@ -34,7 +34,24 @@ _LAZY = {
     "PushResult": "ftprep.pusher",
 }
 
-__all__ = sorted(["FileReport", "FtprepError", "Problem", "Report", "__version__", *_LAZY])
+__all__ = [
+    "FileObject",
+    "FileReport",
+    "FilesClient",
+    "FtprepError",
+    "Ledger",
+    "Problem",
+    "PushResult",
+    "Report",
+    "RetryPolicy",
+    "Shard",
+    "SplitResult",
+    "__version__",
+    "push",
+    "split",
+    "upload",
+    "validate",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import FileObject, FilesClient, RetryPolicy

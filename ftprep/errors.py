@@ -15,7 +15,8 @@ option or configuration, a split that is impossible, an API that refuses the wor
     ├── InputError                  a path that cannot be read: missing, directory,
     │                               FIFO, permission denied (exit 2)
     ├── SplitError                  a file cannot be sharded (a record over the limit) (exit 1)
-    ├── OutputError                 an output path exists, escapes --out-dir, or is a symlink (exit 2)
+    ├── OutputError                 an output path exists, escapes --out-dir, or is
+    │                               a symlink (exit 2)
     ├── LedgerError                 the ledger cannot be read, locked or written (exit 1)
     └── APIError                    the Files API answered with an error, or could not be
         │                           reached (exit 1); carries .status and .server_message
