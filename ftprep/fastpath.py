@@ -25,12 +25,12 @@ False
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
-__all__ = ["quick_chat", "quick_classifier", "quick_pretrain"]
+__all__ = ["chat_shape_ok", "quick_chat", "quick_classifier", "quick_pretrain"]
 
 
 # gc=False: these structs hold only str/int/list and never form cycles, and keeping
@@ -152,3 +152,103 @@ def quick_classifier(raw: bytes) -> bool:
         return True
     except Exception:
         return False
+
+
+# ------------------------------------------------------------- the chat schema's shape
+#
+# A second set of structs mirrors the whole chat schema (schemas/chat.schema.json):
+# tools, content parts, tool messages and all. It is used on records the fast path
+# declined: when a parsed record converts, the schema has nothing to say and only
+# Mistral's rules need to run, which spares the jsonschema walk (about 2-3 MB/s) on
+# valid records with tools or images. A record that does not convert goes to
+# jsonschema, which then explains what is wrong. A test holds the two to agreement.
+
+
+class _TextPart(Struct, tag_field="type", tag="text", forbid_unknown_fields=True):
+    text: str
+
+
+# Outside a union msgspec takes a tagged struct without its tag: where text parts
+# stand alone the type is a plain required field.
+class _TextOnlyPart(Struct, forbid_unknown_fields=True):
+    type: Literal["text"]
+    text: str
+
+
+class _ImageURL(Struct, forbid_unknown_fields=True):
+    url: str
+    detail: str | UnsetType | None = UNSET
+
+
+class _ImagePart(Struct, tag_field="type", tag="image_url", forbid_unknown_fields=True):
+    image_url: str | _ImageURL
+
+
+class _FunctionCall(Struct, forbid_unknown_fields=True):
+    name: str
+    arguments: str
+
+
+class _ToolCall(Struct, forbid_unknown_fields=True):
+    id: str
+    function: _FunctionCall
+    type: Literal["function"] | UnsetType = UNSET
+
+
+# weight is any number here, on any role, as in the schema: rules FT304/FT305 judge it.
+class _SystemShape(Struct, tag_field="role", tag="system", forbid_unknown_fields=True):
+    content: str | list[_TextOnlyPart]
+    weight: float | UnsetType = UNSET
+
+
+class _UserShape(Struct, tag_field="role", tag="user", forbid_unknown_fields=True):
+    content: str | list[_TextPart | _ImagePart]
+    weight: float | UnsetType = UNSET
+
+
+class _AssistantShape(Struct, tag_field="role", tag="assistant", forbid_unknown_fields=True):
+    content: str | list[_TextOnlyPart] | UnsetType | None = UNSET
+    tool_calls: list[_ToolCall] | UnsetType = UNSET
+    weight: float | UnsetType = UNSET
+
+
+class _ToolShape(Struct, tag_field="role", tag="tool", forbid_unknown_fields=True):
+    content: str | list[_TextOnlyPart]
+    tool_call_id: str
+    name: str | UnsetType = UNSET
+    weight: float | UnsetType = UNSET
+
+
+class _Function(Struct, forbid_unknown_fields=True):
+    name: str
+    parameters: dict[str, Any]
+    description: str | UnsetType = UNSET
+    strict: bool | UnsetType = UNSET
+
+
+class _Tool(Struct, forbid_unknown_fields=True):
+    function: _Function
+    type: Literal["function"] | UnsetType = UNSET
+
+
+# Unknown top-level keys are allowed by the schema (FT408 warns about them).
+class _ChatShape(Struct):
+    messages: Annotated[
+        list[_SystemShape | _UserShape | _AssistantShape | _ToolShape], Meta(min_length=1)
+    ]
+    tools: list[_Tool] | UnsetType = UNSET
+
+
+def chat_shape_ok(record: object) -> bool:
+    """True only when the chat JSON Schema would find nothing wrong with ``record``.
+
+    >>> chat_shape_ok({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
+    True
+    >>> chat_shape_ok({"messages": [{"role": "bot", "content": "hi"}]})
+    False
+    """
+    try:
+        msgspec.convert(record, _ChatShape)
+    except Exception:
+        return False
+    return True

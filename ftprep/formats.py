@@ -362,12 +362,14 @@ class _BuiltinChecker:
         name: str,
         rule_check: Callable[[Mapping[str, Any]], list[Problem]],
         quick: Callable[[bytes], bool],
+        shape_ok: Callable[[object], bool] | None = None,
     ) -> None:
         self.name = name
         schema = builtin_schema(name)
         self._validator: Validator = Draft202012Validator(schema, registry=_base_registry())
         self._rules = rule_check
         self._quick = quick
+        self._shape_ok = shape_ok
 
     def __repr__(self) -> str:
         return f"<RecordChecker {self.name}>"
@@ -376,7 +378,10 @@ class _BuiltinChecker:
         return self._quick(raw)
 
     def check(self, record: dict[str, Any]) -> list[Problem]:
-        problems = _schema_problems(self._validator, record)
+        if self._shape_ok is not None and self._shape_ok(record):
+            problems: list[Problem] = []  # the schema would find nothing: skip its walk
+        else:
+            problems = _schema_problems(self._validator, record)
         if isinstance(record, dict):
             problems.extend(self._rules(record))
         return problems
@@ -403,7 +408,9 @@ class _SchemaChecker:
 @functools.cache
 def _builtin_checker(name: str) -> RecordChecker:
     if name == "chat":
-        return _BuiltinChecker(name, rules.check_chat_rules, fastpath.quick_chat)
+        return _BuiltinChecker(
+            name, rules.check_chat_rules, fastpath.quick_chat, fastpath.chat_shape_ok
+        )
     if name == "pretrain":
         return _BuiltinChecker(name, rules.check_pretrain_rules, fastpath.quick_pretrain)
     return _BuiltinChecker(name, rules.check_classifier_rules, fastpath.quick_classifier)

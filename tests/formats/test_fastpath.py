@@ -273,3 +273,138 @@ def test_check_never_raises_on_odd_values(value: Any) -> None:
         for record in records:
             checker.check(record)
             assert_implies_clean(fmt, json.dumps(record).encode())
+
+
+# ------------------------------------------------- the chat schema's shape (slow path)
+
+odd = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(0, 1), text)
+odd = odd | st.builds(list)  # a fresh empty list each time: mutations may append to it
+
+
+@st.composite
+def valid_rich_chat(draw: st.DrawFn) -> dict[str, Any]:
+    """A schema-valid chat record using every shape: parts, images, tool calls, tools."""
+    call_ids = ["TX92Jm8Zi", "a1B2c3D4e"]
+    image = draw(
+        st.sampled_from(
+            [
+                "data:image/png;base64,AAAA",
+                {"url": "https://e.com/a.png"},
+                {"url": "u", "detail": None},
+            ]
+        )
+    )
+    user_content = draw(
+        st.sampled_from(
+            [
+                "q",
+                [{"type": "text", "text": "q"}],
+                [{"type": "image_url", "image_url": image}, {"type": "text", "text": "q"}],
+            ]
+        )
+    )
+    call = {"id": call_ids[0], "function": {"name": "f", "arguments": '{"a": 1}'}}
+    if draw(st.booleans()):
+        call["type"] = "function"
+    system = draw(st.sampled_from(["s", [{"type": "text", "text": "s"}]]))
+    answer = draw(st.sampled_from(["a", None, [{"type": "text", "text": "a"}]]))
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": user_content},
+        {"role": "assistant", "tool_calls": [call], "weight": draw(st.sampled_from([0, 1, 1.0]))},
+        {"role": "tool", "tool_call_id": call_ids[0], "content": "r", "name": "f"},
+        {"role": "assistant", "content": answer},
+    ]
+    fn: dict[str, Any] = {"name": "f", "parameters": {"type": "object"}}
+    if draw(st.booleans()):
+        fn.update(description="d", strict=draw(st.booleans()))
+    tool: dict[str, Any] = {"function": fn}
+    if draw(st.booleans()):
+        tool["type"] = "function"
+    record: dict[str, Any] = {"messages": messages, "tools": [tool]}
+    if draw(st.booleans()):
+        record["meta"] = draw(odd)
+    return record
+
+
+def _nodes(value: Any, out: list[Any]) -> list[Any]:
+    if isinstance(value, dict | list):
+        out.append(value)
+        for child in value.values() if isinstance(value, dict) else value:
+            _nodes(child, out)
+    return out
+
+
+@st.composite
+def mutated_rich_chat(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid rich record with up to three small breakages anywhere inside it."""
+    record = draw(valid_rich_chat())
+    for _ in range(draw(st.integers(0, 3))):
+        node = draw(st.sampled_from(_nodes(record, [])))
+        if isinstance(node, dict):
+            keys = sorted(node)
+            op = draw(st.sampled_from(["replace", "add", "delete"] if keys else ["add"]))
+            if op == "add":
+                node[draw(st.sampled_from(["x", "role", "type", "text", "weight", "detail"]))] = (
+                    draw(odd)
+                )
+            elif op == "delete":
+                del node[draw(st.sampled_from(keys))]
+            else:
+                node[draw(st.sampled_from(keys))] = draw(odd)
+        elif node:
+            node[draw(st.integers(0, len(node) - 1))] = draw(odd)
+        else:
+            node.append(draw(odd))
+    return record
+
+
+def schema_errors(record: object) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    from ftprep.formats import builtin_schema
+
+    validator = Draft202012Validator(builtin_schema("chat"))
+    return [e.message[:100] for e in validator.iter_errors(record)]
+
+
+@SETTINGS
+@given(mutated_rich_chat())
+@example({"messages": [{"role": "system", "content": [{"text": "s"}]}]})  # part without type
+def test_chat_shape_ok_implies_the_schema_finds_nothing(record: dict[str, Any]) -> None:
+    from ftprep.fastpath import chat_shape_ok
+
+    if chat_shape_ok(record):
+        assert schema_errors(record) == []
+
+
+@SETTINGS
+@given(valid_rich_chat())
+def test_chat_shape_ok_accepts_valid_records_of_every_shape(record: dict[str, Any]) -> None:
+    from ftprep.fastpath import chat_shape_ok
+
+    assert schema_errors(record) == []
+    assert chat_shape_ok(record)
+
+
+def test_chat_shape_ok_agrees_with_the_schema_on_every_corpus_record(
+    corpus_cases: list[Any],
+) -> None:
+    from ftprep.fastpath import chat_shape_ok
+
+    shaped = 0
+    for case in corpus_cases:
+        if not case.path.is_file():
+            continue
+        for raw in case.path.read_bytes().split(b"\n"):
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if detect_format(record) != "chat":
+                continue
+            # On the corpus the two must agree both ways: every schema-valid record
+            # of the corpus has a shape the structs describe.
+            assert chat_shape_ok(record) == (schema_errors(record) == []), raw[:200]
+            shaped += chat_shape_ok(record)
+    assert shaped > 50
