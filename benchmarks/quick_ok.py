@@ -6,7 +6,7 @@ the same process and interleaved round by round:
 
     orjson.loads(line)                  the baseline: a parse and nothing else
     get_checker("chat").quick_ok(line)  msgspec typed decode + the cheap rules
-    get_checker("chat").check(record)   the reference engine (jsonschema + rules)
+    get_checker("chat").check(record)   the slow path (schema shape or jsonschema, + rules)
 
 It prints MB/s for each and the ratios against the baseline; the target is a fast
 path at least 0.8x orjson. The machine is shared, so compare ratios, not MB/s.

@@ -263,9 +263,12 @@ def _describe(err: ValidationError) -> Iterator[Problem]:
         return
     prefix = "key name: " if _under_property_names(err) else ""
     if kw == "type":
-        yield _problem(
-            "FT201", f"{prefix}expected {_or(_types(value))}, got {_json_type(inst)}", path
-        )
+        message = f"{prefix}expected {_or(_types(value))}, got {_json_type(inst)}"
+        # A schema's own description is the best hint a wrong type can get.
+        description = err.schema.get("description") if isinstance(err.schema, dict) else None
+        if isinstance(description, str):
+            message += f": {clip(description, 160)}"
+        yield _problem("FT201", message, path)
     elif kw == "required":
         missing = [k for k in value if isinstance(inst, dict) and k not in inst]
         keys = _or(repr(clip(k, 40)) for k in missing)

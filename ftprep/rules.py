@@ -414,6 +414,10 @@ def function_names(record: Mapping[str, Any]) -> Iterator[Problem]:
                 yield _problem("FT309", _name_message(name), ["messages", msg.index, "name"])
 
 
+def _json_str(text: str) -> str:
+    return orjson.dumps(clip(text, 60)).decode()
+
+
 def _decode_error(e: orjson.JSONDecodeError) -> str:
     return clip(str(e.msg), 80)
 
@@ -540,8 +544,8 @@ def declared_functions(record: Mapping[str, Any]) -> Iterator[Problem]:
             yield _problem(
                 "FT313",
                 f"function {_q(name)} is called but not declared {where}: add "
-                f'{{"type": "function", "function": {{"name": {_q(name)}, "parameters": '
-                "{...}}} to 'tools'",
+                f'{{"type": "function", "function": {{"name": {_json_str(name)}, '
+                "\"parameters\": {...}}} to 'tools'",
                 ["messages", msg.index, "tool_calls", j, "function", "name"],
             )
 
