@@ -236,7 +236,12 @@ def _tools(record: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
 
 
 def last_message_is_assistant(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT301: training learns the assistant's answer, so the last turn must be one."""
+    """FT301: training learns the assistant's answer, so the last turn must be one.
+
+    >>> [p.json_path for p in last_message_is_assistant({"messages": [{"role": "user",
+    ...     "content": "q"}]})]
+    ['$.messages[0].role']
+    """
     msgs = _messages(record)
     if msgs and msgs[-1].role is not None and msgs[-1].role != "assistant":
         last = msgs[-1]
@@ -249,7 +254,13 @@ def last_message_is_assistant(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def starts_with_system_or_user(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT302: a conversation opens with a system prompt or the user's turn."""
+    """FT302: a conversation opens with a system prompt or the user's turn.
+
+    >>> [p.code for p in starts_with_system_or_user({"messages": [{"role": "assistant",
+    ...     "content": "a"}, {"role": "user", "content": "q"}, {"role": "assistant",
+    ...     "content": "a"}]})]
+    ['FT302']
+    """
     msgs = _messages(record)
     if msgs and msgs[0].role in ("assistant", "tool"):
         yield _problem(
@@ -261,7 +272,12 @@ def starts_with_system_or_user(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def role_order(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT303: only the role transitions mistral-common's validator allows."""
+    """FT303: only the role transitions mistral-common's validator allows.
+
+    >>> [p.code for p in role_order({"messages": [{"role": "user", "content": "q"},
+    ...     {"role": "assistant", "content": "a"}, {"role": "system", "content": "s"}]})]
+    ['FT303']
+    """
     msgs = _messages(record)
     for prev, cur in itertools.pairwise(msgs):
         if prev.role is None or cur.role is None:
@@ -277,7 +293,12 @@ def role_order(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def weights(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT304/FT305: weight is 0 or 1 and only on assistant messages."""
+    """FT304/FT305: weight is 0 or 1 and only on assistant messages.
+
+    >>> [p.code for p in weights({"messages": [{"role": "user", "content": "q"},
+    ...     {"role": "assistant", "content": "a", "weight": 0.5}]})]
+    ['FT304']
+    """
     for msg in _messages(record):
         if "weight" not in msg.data or msg.role is None:
             continue
@@ -299,7 +320,12 @@ def weights(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def assistant_content_or_tool_calls(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT306/FT307/FT401/FT411: an assistant turn says something, one way or the other."""
+    """FT306/FT307/FT401/FT411: an assistant turn says something, one way or the other.
+
+    >>> [p.code for p in assistant_content_or_tool_calls({"messages": [{"role": "user",
+    ...     "content": "q"}, {"role": "assistant", "content": ""}]})]
+    ['FT307']
+    """
     for msg in _messages(record):
         if msg.role != "assistant":
             continue
@@ -338,7 +364,12 @@ def assistant_content_or_tool_calls(record: Mapping[str, Any]) -> Iterator[Probl
 
 
 def blank_prompts(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT405: a blank user or system message is almost always a data bug."""
+    """FT405: a blank user or system message is almost always a data bug.
+
+    >>> [p.code for p in blank_prompts({"messages": [{"role": "user", "content": " "},
+    ...     {"role": "assistant", "content": "a"}]})]
+    ['FT405']
+    """
     for msg in _messages(record):
         if msg.role in ("user", "system") and _content_blank(msg.data.get("content")):
             yield _problem(
@@ -349,7 +380,12 @@ def blank_prompts(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def tool_call_ids(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT308/FT407: ids are exactly 9 of ``[a-zA-Z0-9]`` and unique in the conversation."""
+    """FT308/FT407: ids are exactly 9 of ``[a-zA-Z0-9]`` and unique in the conversation.
+
+    >>> [p.code for p in tool_call_ids({"messages": [{"role": "assistant",
+    ...     "tool_calls": [{"id": "call_1"}]}]})]
+    ['FT308']
+    """
     seen: set[str] = set()
     for msg in _messages(record):
         for j, call in _calls(msg):
@@ -393,7 +429,11 @@ def _name_message(name: str) -> str:
 
 
 def function_names(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT309: called, declared and tool-message function names follow Mistral's pattern."""
+    """FT309: called, declared and tool-message function names follow Mistral's pattern.
+
+    >>> [p.code for p in function_names({"tools": [{"function": {"name": "get weather"}}]})]
+    ['FT309']
+    """
     for k, fn in _tools(record):
         name = fn.get("name")
         if isinstance(name, str) and _bad_name(name):
@@ -423,7 +463,12 @@ def _decode_error(e: orjson.JSONDecodeError) -> str:
 
 
 def call_arguments(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT310/FT406: ``arguments`` is a JSON-encoded string of an object."""
+    """FT310/FT406: ``arguments`` is a JSON-encoded string of an object.
+
+    >>> [p.code for p in call_arguments({"messages": [{"role": "assistant",
+    ...     "tool_calls": [{"function": {"arguments": "{x"}}]}]})]
+    ['FT310']
+    """
     for msg in _messages(record):
         for j, call in _calls(msg):
             fn = _function(call)
@@ -480,6 +525,11 @@ def tool_responses(record: Mapping[str, Any]) -> Iterator[Problem]:
     is not counted, an assistant message must come after every call of the previous
     assistant message was answered, more responses than calls is an error, and calls
     left unanswered at the end are allowed.
+
+    >>> [p.code for p in tool_responses({"messages": [{"role": "user", "content": "q"},
+    ...     {"role": "assistant", "content": "a"}, {"role": "tool", "tool_call_id": "Zz9Zz9Zz9",
+    ...     "content": "r"}, {"role": "assistant", "content": "a"}]})]
+    ['FT311', 'FT312']
     """
     msgs = _messages(record)
     called: set[str] = set()
@@ -529,7 +579,12 @@ def tool_responses(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def declared_functions(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT313: every called function is declared under ``tools``."""
+    """FT313: every called function is declared under ``tools``.
+
+    >>> [p.code for p in declared_functions({"messages": [{"role": "assistant",
+    ...     "tool_calls": [{"function": {"name": "f"}}]}]})]
+    ['FT313']
+    """
     has_tools = isinstance(record.get("tools"), list)
     if "tools" in record and not has_tools:
         return  # the schema reports the malformed list
@@ -613,7 +668,12 @@ def _draft7_problem(parameters: dict[str, Any]) -> str | None:
 
 
 def tool_parameters(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT314: each declared ``parameters`` is a valid JSON Schema (Draft 7)."""
+    """FT314: each declared ``parameters`` is a valid JSON Schema (Draft 7).
+
+    >>> [p.code for p in tool_parameters({"tools": [{"function": {"name": "f",
+    ...     "parameters": {"type": "map"}}}]})]
+    ['FT314']
+    """
     for k, fn in _tools(record):
         params = fn.get("parameters")
         if not isinstance(params, dict):
@@ -628,7 +688,12 @@ def tool_parameters(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def tools_list(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT409/FT410: one declaration per function, and no more tools than Mistral takes."""
+    """FT409/FT410: one declaration per function, and no more tools than Mistral takes.
+
+    >>> [p.code for p in tools_list({"tools": [{"function": {"name": "f"}},
+    ...     {"function": {"name": "f"}}]})]
+    ['FT409']
+    """
     seen: set[str] = set()
     for k, fn in _tools(record):
         name = fn.get("name")
@@ -650,7 +715,13 @@ def tools_list(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def system_messages(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT404: mistral-finetune allows one system message per conversation."""
+    """FT404: mistral-finetune allows one system message per conversation.
+
+    >>> [p.code for p in system_messages({"messages": [{"role": "system", "content": "s"},
+    ...     {"role": "system", "content": "t"}, {"role": "user", "content": "q"},
+    ...     {"role": "assistant", "content": "a"}]})]
+    ['FT404']
+    """
     count = 0
     for msg in _messages(record):
         if msg.role == "system":
@@ -670,7 +741,12 @@ def _weight_is_zero(msg: _Msg) -> bool:
 
 
 def trainable(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT402/FT403: something in the record is trained on."""
+    """FT402/FT403: something in the record is trained on.
+
+    >>> [p.code for p in trainable({"messages": [{"role": "user", "content": "q"},
+    ...     {"role": "assistant", "content": "a", "weight": 0}]})]
+    ['FT402']
+    """
     assistants = [m for m in _messages(record) if m.role == "assistant"]
     if not assistants:
         return  # FT301 already says the conversation has no answer
@@ -694,7 +770,12 @@ def trainable(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def image_urls(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT413: images come inline (``data:``) or from an http(s) URL."""
+    """FT413: images come inline (``data:``) or from an http(s) URL.
+
+    >>> [p.code for p in image_urls({"messages": [{"role": "user",
+    ...     "content": [{"type": "image_url", "image_url": "ftp://x"}]}]})]
+    ['FT413']
+    """
     for msg in _messages(record):
         content = msg.data.get("content")
         if msg.role != "user" or not isinstance(content, list):
@@ -738,7 +819,11 @@ def _unknown_top_level(fmt: str) -> Callable[[Mapping[str, Any]], Iterator[Probl
 
 
 def text_not_blank(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT403: an empty document or text trains nothing."""
+    """FT403: an empty document or text trains nothing.
+
+    >>> [p.code for p in text_not_blank({"text": ""})]
+    ['FT403']
+    """
     text = record.get("text")
     if isinstance(text, str) and is_blank(text):
         yield _problem(
@@ -756,7 +841,11 @@ def text_not_blank(record: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def label_lists(record: Mapping[str, Any]) -> Iterator[Problem]:
-    """FT412: a multi-label list names each label once."""
+    """FT412: a multi-label list names each label once.
+
+    >>> [p.code for p in label_lists({"labels": {"topic": ["a", "a"]}})]
+    ['FT412']
+    """
     labels = record.get("labels")
     if not isinstance(labels, dict):
         return
@@ -809,7 +898,12 @@ def _run(rules: tuple[RuleFunc, ...], record: Mapping[str, Any]) -> list[Problem
 
 
 def check_chat_rules(record: Mapping[str, Any]) -> list[Problem]:
-    """All of Mistral's chat rules on one record, in a stable order."""
+    """All of Mistral's chat rules on one record, in a stable order.
+
+    >>> [p.code for p in check_chat_rules({"messages": [{"role": "user", "content": "q"},
+    ...     {"role": "assistant", "content": "a"}], "id": 1})]
+    ['FT408']
+    """
     return _run(CHAT_RULES, record)
 
 

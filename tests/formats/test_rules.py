@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ftprep import fastpath, formats, rules
 from ftprep.formats import detect_format, get_checker
 from ftprep.rules import RULES
 
@@ -326,3 +328,10 @@ def test_every_rule_has_a_docs_entry_and_every_entry_is_a_rule() -> None:
     for code in RULES:
         section = text.split(f"### {code}", 1)[1].split("\n### ", 1)[0]
         assert "Example" in section and "Fix" in section, code
+
+
+@pytest.mark.parametrize("module", [rules, formats, fastpath], ids=lambda m: m.__name__)
+def test_docstring_examples_hold(module: object) -> None:
+    result = doctest.testmod(module)  # type: ignore[arg-type]
+    assert result.attempted > 0
+    assert result.failed == 0
