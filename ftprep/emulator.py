@@ -656,6 +656,12 @@ def _protocol_class() -> type[asyncio.Protocol]:
     class _TrackedH11Protocol(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            # h11 writes a response's head and body separately; with Nagle on, the body
+            # waits for the client's delayed ACK (~40 ms a request on loopback).
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.client is not None:
                 _CONNECTIONS[(str(self.client[0]), int(self.client[1]))] = transport
 
