@@ -29,9 +29,12 @@ import multiprocessing
 import os
 import re
 import signal
+import sys
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -56,8 +59,9 @@ __all__ = [
 #: stay under 20; the limit keeps every later step (schemas, rules) far from
 #: Python's recursion limit, and parsers that disagree about depth out of play.
 MAX_DEPTH = 64
-#: Files at least this large are checked by worker processes.
-DEFAULT_PARALLEL_THRESHOLD = 32 * 10**6
+#: Files at least this large are checked by worker processes. Starting them costs about
+#: 0.3 s (measured on 2 cores: 32 MB of chat took 0.45 s in one process, 0.52 s in two).
+DEFAULT_PARALLEL_THRESHOLD = 64 * 10**6
 #: Problems kept per file when ``max_errors`` is None; the rest are counted.
 MAX_PROBLEMS_KEPT = 100_000
 #: How many parseable records ``schema="auto"`` looks at, and how far into the file.
@@ -672,6 +676,44 @@ def _worker(task: tuple[str, int, int, _Options]) -> _Result:
         return _check_range(fh, start, end, opts)
 
 
+def _run_workers(
+    path: str,
+    ranges: list[tuple[int, int]],
+    opts: _Options,
+    jobs: int,
+    progress: ProgressCallback | None,
+) -> list[_Result] | None:
+    """Check ``ranges`` in worker processes, in order; None if the workers cannot start.
+
+    Workers are spawned, not forked (forking a process that runs threads is unsafe).
+    A spawned worker re-imports the parent's main script; when that is impossible
+    (``python -`` reading stdin, for one) the pool breaks at once and the caller
+    falls back to reading in-process.
+    """
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not os.path.exists(main_file):
+        return None
+    ctx = multiprocessing.get_context("spawn")
+    tasks = [(path, s, e, opts) for s, e in ranges]
+    pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=ctx, initializer=_worker_init)
+    results: list[_Result] = []
+    try:
+        for (s, e), r in zip(ranges, pool.map(_worker, tasks), strict=True):
+            results.append(r)
+            if progress is not None:
+                progress(e - s)
+    except BrokenProcessPool:
+        return None
+    except BaseException:
+        # Ctrl-C or an error: stop the workers now rather than after their ranges.
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
 def _check_file(
     path: str,
     *,
@@ -783,13 +825,11 @@ def _check_open(
         results.append(_check_range(fh, 0, size, opts, skip=sn.skip, progress=progress))
     else:
         assert path is not None
-        tasks = [(path, s, e, opts) for s, e in ranges]
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(jobs, len(tasks)), initializer=_worker_init) as pool:
-            for (s, e), r in zip(ranges, pool.imap(_worker, tasks), strict=True):
-                results.append(r)
-                if progress is not None:
-                    progress(e - s)
+        parallel = _run_workers(path, ranges, opts, jobs, progress)
+        if parallel is None:
+            # Workers could not start (see _run_workers): one process reads it all.
+            parallel = [_check_range(fh, 0, size, opts, skip=sn.skip, progress=progress)]
+        results.extend(parallel)
     bases: list[int] = []
     n = 0
     for r in results:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,21 @@ def test_ranges_end_on_line_boundaries_and_cover_the_file(tmp_path: Path) -> Non
     assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
     for (_, end), (start, _) in itertools.pairwise(ranges):
         assert end == start and data[end - 1 : end] == b"\n"
+
+
+@pytest.mark.timeout(60)
+def test_a_script_read_from_stdin_falls_back_to_one_process(tmp_path: Path) -> None:
+    # Spawned workers re-import the main script; `python -` has none on disk.
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(dataset(300, 5))
+    script = (
+        "import ftprep, json, sys\n"
+        f"r = ftprep.validate([{str(path)!r}], jobs=2, parallel_threshold=1024)\n"
+        "print(json.dumps(r.to_dict()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-"], input=script, capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout) == ftprep.validate([path], jobs=1).to_dict()
