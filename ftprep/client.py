@@ -508,23 +508,47 @@ def _status_text(response: httpx.Response) -> str:
 
 
 class _CountingReader:
-    """A file wrapper that reports bytes as httpx reads them for the multipart body."""
+    """A file wrapper that reports bytes as httpx reads them for the multipart body.
 
-    def __init__(self, fh: IO[bytes], progress: ProgressCallback | None) -> None:
+    httpx declares the part's length from the file's size when it opens it; the reader
+    never gives more or fewer bytes than that, so a file that grows or shrinks while
+    it is sent is an :class:`InputError` instead of a protocol failure mid-request.
+    """
+
+    def __init__(self, fh: IO[bytes], progress: ProgressCallback | None, path: str) -> None:
         self._fh = fh
         self._progress = progress
+        self._path = path
+        self._size = os.fstat(fh.fileno()).st_size
+        self._position = 0
         self.sent = 0
 
+    def _changed(self) -> InputError:
+        return InputError(
+            f"{self._path}: changed while it was being uploaded (it had {self._size} bytes); "
+            "upload it again once it is complete",
+            path=self._path,
+        )
+
     def read(self, size: int = -1) -> bytes:
-        chunk = self._fh.read(size)
-        if chunk:
-            self.sent += len(chunk)
-            if self._progress is not None:
-                self._progress(len(chunk))
+        remaining = self._size - self._position
+        if remaining <= 0:
+            if self._fh.read(1):
+                raise self._changed()
+            return b""
+        wanted = remaining if size < 0 else min(size, remaining)
+        chunk = self._fh.read(wanted)
+        if len(chunk) < wanted:
+            raise self._changed()
+        self._position += len(chunk)
+        self.sent += len(chunk)
+        if self._progress is not None:
+            self._progress(len(chunk))
         return chunk
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         position = self._fh.seek(offset, whence)
+        self._position = position
         if position == 0 and self.sent and self._progress is not None:
             self._progress(-self.sent)  # the body starts over: so does the bar
             self.sent = 0
@@ -651,7 +675,7 @@ class FilesClient:
                     f"{source}: cannot read: {e.strerror or e}", path=str(source)
                 ) from None
             opened.append(fh)
-            reader = _CountingReader(fh, progress)
+            reader = _CountingReader(fh, progress, str(source))
             counter.append(reader)
             return self._http.build_request(
                 "POST",

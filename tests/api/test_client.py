@@ -319,3 +319,33 @@ def test_retry_policy_rejects_nonsense() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ftprep.FtprepError):
         RetryPolicy(jitter=2)
+
+
+@pytest.mark.parametrize("change", ["grows", "shrinks"])
+def test_a_file_that_changes_while_uploading_is_an_input_error_and_nothing_is_stored(
+    tmp_path: Path, emulator: Any, change: str
+) -> None:
+    from ftprep.client import FilesClient, RetryPolicy
+    from ftprep.errors import InputError
+
+    path = tmp_path / "growing.jsonl"
+    line = (
+        b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    )
+    path.write_bytes(line * 4000)  # several of httpx's 64 KiB body chunks
+    changed: list[bool] = []
+
+    def tamper(_sent: int) -> None:
+        if not changed:
+            changed.append(True)
+            if change == "grows":
+                with path.open("ab") as fh:
+                    fh.write(line * 10)
+            else:
+                with path.open("r+b") as fh:
+                    fh.truncate(len(line) * 100)
+
+    with FilesClient("key", base_url=emulator.base_url, retry=RetryPolicy.never()) as client:
+        with pytest.raises(InputError, match="changed while it was being uploaded"):
+            client.upload(path, progress=tamper)
+        assert list(client.list()) == []
