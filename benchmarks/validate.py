@@ -17,6 +17,7 @@ Data is generated under a temporary directory that is deleted afterwards.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -179,9 +180,22 @@ def _measure(kind: str, path: str, jobs: int) -> None:
         f = report.files[0]
         detail = {"lines": f.lines, "records": f.records, "errors": f.error_count}
     elapsed = time.perf_counter() - t0
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    own = _peak_rss()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(json.dumps({"seconds": elapsed, "rss": own, "child_rss": children, "detail": detail}))
+
+
+def _peak_rss() -> int:
+    # VmHWM belongs to this process's memory map, made new by exec; ru_maxrss would
+    # carry over the benchmark parent's peak (it is kept across fork and exec).
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_measure(kind: str, path: Path, jobs: int) -> dict[str, Any]:
@@ -201,7 +215,8 @@ def run_measure(kind: str, path: Path, jobs: int) -> dict[str, Any]:
 def breakdown(path: Path, sample: int = 20_000) -> None:
     """Microseconds per line for each step, one process, on the first ``sample`` lines."""
     with open(path, "rb") as fh:
-        lines = [raw for _, raw, _ in reader.iter_lines(fh) if isinstance(raw, bytes)][:sample]
+        first = itertools.islice(reader.iter_lines(fh), sample)
+        lines = [raw for _, raw, _ in first if isinstance(raw, bytes)]
     checker = get_checker("chat")
     quick = [checker.quick_ok(raw) for raw in lines]
     slow: list[Any] = []

@@ -523,41 +523,70 @@ def _find_duplicates(
     read_line: Callable[[int, int], bytes],
 ) -> list[Problem]:
     """FT120: records equal byte for byte to an earlier one, confirmed by reading both."""
-    total = sum(len(r.fingerprints) for r in results)
-    # Bounded memory: with many records, look at one slice of fingerprints per pass.
-    passes = max(1, -(-total // 2_000_000))
+    fps: array[int] = array("Q")
+    lines: array[int] = array("Q")
+    offsets: array[int] = array("Q")
+    for r, base in zip(results, bases, strict=True):
+        fps.extend(r.fingerprints)
+        lines.extend(n + base for n in r.record_lines)
+        offsets.extend(r.record_offsets)
+    total = len(fps)
+    # Sorting (fingerprint, index) pairs packed in one int costs ~50 bytes a record, half
+    # a dict's; past a million records, one slice of fingerprints is sorted per pass.
+    passes = max(1, -(-total // 1_000_000))
     found: list[Problem] = []
     for part in range(passes):
-        first: dict[int, tuple[int, int]] = {}
-        others: dict[int, list[tuple[int, int]]] = {}
-        for r, base in zip(results, bases, strict=True):
-            for fp, line, off in zip(r.fingerprints, r.record_lines, r.record_offsets, strict=True):
-                if passes > 1 and fp % passes != part:
-                    continue
-                seen = first.get(fp)
-                if seen is None:
-                    first[fp] = (line + base, off)
-                    continue
-                length = fp & 0xFFFFFFFF
-                here = read_line(off, length)
-                match: int | None = None
-                for cand_line, cand_off in (seen, *others.get(fp, ())):
-                    if read_line(cand_off, length) == here:
-                        match = cand_line
-                        break
-                if match is None:
-                    others.setdefault(fp, []).append((line + base, off))
-                    continue
-                found.append(
-                    Problem(
-                        severity="warning",
-                        code="FT120",
-                        message=f"exact duplicate of line {match}: drop one copy unless the "
-                        "repetition is meant to weigh the example",
-                        line=line + base,
+        keys = sorted(
+            (fp << 32) | i for i, fp in enumerate(fps) if passes == 1 or fp % passes == part
+        )
+        run_start = 0
+        while run_start < len(keys):
+            fp = keys[run_start] >> 32
+            run_end = run_start + 1
+            while run_end < len(keys) and keys[run_end] >> 32 == fp:
+                run_end += 1
+            if run_end - run_start > 1:
+                found.extend(
+                    _confirm(
+                        [k & 0xFFFFFFFF for k in keys[run_start:run_end]],
+                        fp & 0xFFFFFFFF,
+                        lines,
+                        offsets,
+                        read_line,
                     )
                 )
+            run_start = run_end
+        del keys
     return found
+
+
+def _confirm(
+    indexes: list[int],
+    length: int,
+    lines: array[int],
+    offsets: array[int],
+    read_line: Callable[[int, int], bytes],
+) -> list[Problem]:
+    # Records sharing a fingerprint, in file order: equal bytes make a duplicate of the
+    # first copy; different bytes (a collision) start a group of their own.
+    firsts: list[tuple[bytes, int]] = []
+    out: list[Problem] = []
+    for i in indexes:
+        here = read_line(offsets[i], length)
+        match = next((line for data, line in firsts if data == here), None)
+        if match is None:
+            firsts.append((here, lines[i]))
+            continue
+        out.append(
+            Problem(
+                severity="warning",
+                code="FT120",
+                message=f"exact duplicate of line {match}: drop one copy unless the "
+                "repetition is meant to weigh the example",
+                line=lines[i],
+            )
+        )
+    return out
 
 
 # ------------------------------------------------------------------- whole files
