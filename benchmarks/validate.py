@@ -170,13 +170,13 @@ def ceiling(path: str, jobs: int) -> int:
         return sum(pool.imap(_ceiling_range, [(path, s, e) for s, e in ranges]))
 
 
-def _measure(kind: str, path: str, jobs: int) -> None:
+def _measure(kind: str, path: str, jobs: int, ignore: list[str]) -> None:
     """Run in a fresh process so its peak memory is the validation's alone."""
     t0 = time.perf_counter()
     if kind == "ceiling":
         detail: Any = ceiling(path, jobs)
     else:
-        report = validator.validate([path], jobs=jobs, max_errors=100)
+        report = validator.validate([path], jobs=jobs, max_errors=100, ignore=ignore)
         f = report.files[0]
         detail = {"lines": f.lines, "records": f.records, "errors": f.error_count}
     elapsed = time.perf_counter() - t0
@@ -198,9 +198,10 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_measure(kind: str, path: Path, jobs: int) -> dict[str, Any]:
+def run_measure(kind: str, path: Path, jobs: int, ignore: list[str]) -> dict[str, Any]:
+    flags = [f"--ignore={code}" for code in ignore]
     out = subprocess.run(
-        [sys.executable, __file__, "--_measure", kind, str(path), "--jobs", str(jobs)],
+        [sys.executable, __file__, "--_measure", kind, str(path), "--jobs", str(jobs), *flags],
         capture_output=True,
         text=True,
         check=True,
@@ -281,11 +282,12 @@ def main() -> None:
     ap.add_argument("--rss-size", default="1GB", help="dataset size for the memory run; 0 skips")
     ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPUs)")
     ap.add_argument("--tool-rate", type=float, default=0.05, help="share of records with tools")
+    ap.add_argument("--ignore", action="append", default=[], help="codes ftprep skips (e.g. FT112)")
     ap.add_argument("--_measure", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     jobs = args.jobs or validator._default_jobs()
     if args._measure:
-        _measure(args._measure[0], args._measure[1], jobs)
+        _measure(args._measure[0], args._measure[1], jobs, args.ignore)
         return
     tmp = Path(tempfile.mkdtemp(prefix="ftprep-bench-"))
     try:
@@ -298,8 +300,8 @@ def main() -> None:
             f"({args.tool_rate:.0%} with tool calls) in {time.perf_counter() - t0:.1f}s"
         )
         breakdown(path)
-        ceil = run_measure("ceiling", path, jobs)
-        ours = run_measure("ftprep", path, jobs)
+        ceil = run_measure("ceiling", path, jobs, [])
+        ours = run_measure("ftprep", path, jobs, args.ignore)
         mb = path.stat().st_size / 1e6
         print(f"jobs={jobs} (figures are noisy on a shared machine)")
         for name, m in (("ceiling (orjson per line)", ceil), ("ftprep validate", ours)):
@@ -311,7 +313,7 @@ def main() -> None:
         rss_size = parse_size(args.rss_size) if args.rss_size not in ("0", "") else 0
         if rss_size:
             generate(path, rss_size, seed=8, tool_rate=args.tool_rate)
-            mem = run_measure("ftprep", path, jobs)
+            mem = run_measure("ftprep", path, jobs, args.ignore)
             print(
                 f"memory on {format_size(path.stat().st_size)}: validating process peak "
                 f"{format_size(mem['rss'])}, largest worker peak {format_size(mem['child_rss'])}, "
