@@ -182,7 +182,7 @@ def _check_range(
     checker = formats.get_checker(opts.schema) if opts.schema is not None else None
     check_records = checker is not None and opts.any_wanted(_RECORD_CODES)
     quick_ok = checker.quick_ok if checker is not None else None
-    want_dup_keys = opts.wanted("FT112") or opts.wanted("FT107")
+    want_dup_keys = opts.wanted("FT112")
     want_dups = opts.wanted("FT120")
     fps, rec_lines, rec_offsets = (
         result.fingerprints,
