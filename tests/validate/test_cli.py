@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -253,3 +254,24 @@ def test_python_dash_m_runs_the_same_command(workdir: Path) -> None:
         timeout=60,
     )
     assert (result.returncode, result.stdout) == (0, "good.jsonl: ok, 1 record\n")
+
+
+def test_a_bug_exits_3_with_one_line_and_a_crash_log(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from ftprep import validator
+    from ftprep.cli import main
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(validator, "validate", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(workdir))
+    write(workdir / "good.jsonl", chat())
+    result = CliRunner().invoke(main, ["validate", str(workdir / "good.jsonl")])
+    assert result.exit_code == 3
+    assert "internal error (RuntimeError); this is a bug" in result.output
+    logs = list(workdir.glob("ftprep-crash-*.log"))
+    assert len(logs) == 1 and "simulated bug" in logs[0].read_text()
