@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -130,3 +131,8 @@ class PathsCommand(click.Command):
         if dash_paths:
             rest = ["--", *dash_paths, *rest[1:]]
         return super().parse_args(ctx, kept + rest)
+
+
+def emit_json(data: Any) -> None:
+    """Print one JSON document on stdout, the way every command does."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import OutputError
-from ._common import Progress, common_options, make_output
+from ._common import Progress, common_options, emit_json, make_output
 from ._errors import error_handler
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,10 +32,6 @@ def _client(base_url: str | None) -> Any:
     from ..client import FilesClient
 
     return FilesClient(base_url=base_url)
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _when(timestamp: int | None) -> str:
@@ -86,7 +81,7 @@ def list_files(
     with error_handler(), _client(base_url) as client:
         found = list(client.list(purpose=purpose, search=search, page_size=page_size))
         if output.format == "json":
-            _emit_json({"files": [f.to_dict() for f in found]})
+            emit_json({"files": [f.to_dict() for f in found]})
             return
         if output.quiet:
             for f in found:
@@ -115,7 +110,7 @@ def get_file(
     with error_handler(), _client(base_url) as client:
         found = client.retrieve(file_id)
         if output.format == "json":
-            _emit_json(found.to_dict())
+            emit_json(found.to_dict())
             return
         for key, value in found.to_dict().items():
             if value is not None:
@@ -144,7 +139,7 @@ def delete_files(
             if output.format != "json" and not output.quiet:
                 click.echo(f"{'deleted' if deleted else 'not deleted'} {file_id}")
         if output.format == "json":
-            _emit_json({"deleted": results})
+            emit_json({"deleted": results})
 
 
 @files.command("download")
@@ -178,7 +173,7 @@ def download_file(
         with _client(base_url) as client, Progress(output, total=None, desc=file_id) as bar:
             written = client.download(file_id, dest, progress=bar.callback)
         if output.format == "json":
-            _emit_json({"id": file_id, "path": str(dest), "bytes": written})
+            emit_json({"id": file_id, "path": str(dest), "bytes": written})
         elif not output.quiet:
             click.echo(f"wrote {dest} ({written:,} bytes)")
 
@@ -207,7 +202,7 @@ def signed_url(
     with error_handler(), _client(base_url) as client:
         url = client.signed_url(file_id, expiry_hours=expiry)
         if output.format == "json":
-            _emit_json({"id": file_id, "url": url, "expiry_hours": expiry})
+            emit_json({"id": file_id, "url": url, "expiry_hours": expiry})
         else:
             click.echo(url)
 

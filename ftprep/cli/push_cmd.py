@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..sizes import format_size
-from ._common import Output, PathsCommand, Progress, common_options, make_output
+from ._common import Output, PathsCommand, Progress, common_options, emit_json, make_output
 from ._errors import FOUND_PROBLEMS, error_handler, redact
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -202,10 +202,6 @@ def _closing(first: Progress, then: ProgressCallback | None) -> ProgressCallback
     return sent
 
 
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
 # --------------------------------------------------------------------------- the server
 
 
@@ -258,7 +254,7 @@ def _dry_server(emulator: bool, base_url: str | None, ledger_path: Path | None) 
 
 def _render_uploads(result: PushResult, output: Output, *, push: bool, ledger: Ledger) -> None:
     if output.format == "json":
-        _emit_json(result.to_dict(training_files=push))
+        emit_json(result.to_dict(training_files=push))
         return
     if output.quiet:
         if push:
@@ -449,7 +445,7 @@ def push(
             _render_problems(result.report, output)
         if result.refused:
             if output.format == "json":
-                _emit_json(result.to_dict())
+                emit_json(result.to_dict())
             else:
                 n = sum(f.error_count for f in result.report.files) if result.report else 0
                 click.echo(
@@ -492,7 +488,7 @@ def ledger(
         entries = book.entries()
         sources = book.sources()
         if output.format == "json":
-            _emit_json(
+            emit_json(
                 {
                     "ledger": str(book.path),
                     "uploads": [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import click
@@ -10,7 +9,7 @@ import click
 from .. import splitter
 from ..errors import UsageError
 from ..sizes import format_size, parse_size
-from ._common import Output, Progress, common_options, make_output
+from ._common import Output, Progress, common_options, emit_json, make_output
 from ._errors import error_handler
 
 
@@ -89,7 +88,7 @@ def _render(result: splitter.SplitResult, output: Output, limit: int, out_dir: s
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if output.format == "json":
-        click.echo(json.dumps(result.to_dict()))
+        emit_json(result.to_dict())
         return
     if output.quiet:
         return
