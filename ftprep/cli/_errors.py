@@ -33,12 +33,16 @@ from ..errors import (
     SplitError,
     UsageError,
 )
+from ..problems import Report
 
 OK = 0
 FOUND_PROBLEMS = 1
 USAGE = 2
 INTERNAL = 3
 INTERRUPTED = 130
+
+#: The problem code of a path that cannot be read: a usage error, not a data problem.
+UNREADABLE_CODE = "FT011"
 
 #: FtprepError branches and their exit codes; the first match wins.
 EXIT_CODE_BY_ERROR: tuple[tuple[type[FtprepError], int], ...] = (
@@ -57,6 +61,13 @@ def exit_code_for(error: FtprepError) -> int:
         if isinstance(error, cls):
             return code
     return FOUND_PROBLEMS  # pragma: no cover (FtprepError is the last row)
+
+
+def exit_code_for_report(report: Report) -> int:
+    """The exit code of a validation: 2 if a path could not be read, 1 on errors, else 0."""
+    if any(p.code == UNREADABLE_CODE for f in report.files for p in f.problems):
+        return USAGE
+    return OK if report.ok else FOUND_PROBLEMS
 
 
 def redact(text: str) -> str:

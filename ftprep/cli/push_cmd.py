@@ -21,7 +21,7 @@ import click
 
 from ..sizes import format_size
 from ._common import Output, PathsCommand, Progress, common_options, emit_json, make_output
-from ._errors import FOUND_PROBLEMS, error_handler, redact
+from ._errors import FOUND_PROBLEMS, error_handler, exit_code_for_report, redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from tqdm import tqdm
@@ -453,7 +453,7 @@ def push(
                     "or pass --allow-invalid to upload anyway",
                     err=True,
                 )
-            sys.exit(FOUND_PROBLEMS)
+            sys.exit(exit_code_for_report(result.report) if result.report else FOUND_PROBLEMS)
         _render_uploads(result, output, push=True, ledger=ledger)
 
 

@@ -14,7 +14,7 @@ from ._errors import error_handler
 
 
 @click.command()
-@click.argument("path", type=click.Path(path_type=str))
+@click.argument("path", type=click.Path(path_type=str, readable=False))
 @click.option(
     "--max-size",
     default="500MB",

@@ -12,7 +12,7 @@ from ..problems import FileReport, Report
 from ..reader import DEFAULT_MAX_LINE_BYTES
 from ..sizes import DEFAULT_MAX_SIZE, parse_size
 from ._common import PathsCommand, Progress, common_options, make_output
-from ._errors import FOUND_PROBLEMS, OK, USAGE, error_handler
+from ._errors import error_handler, exit_code_for_report
 
 
 def _total_bytes(paths: tuple[str, ...]) -> int | None:
@@ -28,7 +28,7 @@ def _total_bytes(paths: tuple[str, ...]) -> int | None:
 
 
 @click.command(cls=PathsCommand)
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str, readable=False))
 @click.option(
     "--schema",
     default=None,
@@ -129,8 +129,5 @@ def validate(
         result = Report([f for f in files if f is not None])
         report.render(result, sys.stdout, output.format, quiet=output.quiet)
         sys.stdout.flush()
-        if any(p.code == "FT011" for f in result.files for p in f.problems):
-            code = USAGE
-        else:
-            code = OK if result.ok else FOUND_PROBLEMS
+        code = exit_code_for_report(result)
     sys.exit(code)
