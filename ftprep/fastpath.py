@@ -2,19 +2,23 @@
 
 Validating every record with jsonschema costs about 20x a plain parse. Most lines
 of a real file are ordinary, clean records, so each built-in format first tries a
-strict typed decode with msgspec (C code, about the cost of ``orjson.loads``) into
-:class:`msgspec.Struct` classes that mirror the format's schema, but only its
-plain, common shape: no tools, no content parts, no unknown keys, weights only
-``0``/``1`` on assistant messages. The cheap cross-field rules then run on the
-structs. Any doubt answers ``False`` and the caller takes the slow path
+strict typed decode with msgspec (C code, cheaper than ``orjson.loads`` because long
+strings stay undecoded ``Raw`` bytes) into :class:`msgspec.Struct` classes that
+mirror the format's schema, but only its common shape: string content, tools with
+tool calls and tool messages, no content parts or images, no unknown keys, weights
+only ``0``/``1`` on assistant messages. Mistral's rules then run on the structs
+(the Draft 7 check of a tool's ``parameters`` once per distinct definition). Any
+doubt answers ``False`` and the caller takes the slow path
 (:meth:`ftprep.formats.RecordChecker.check`), which is the reference.
 
 The contract, checked by a differential test over the corpus and over generated
-records: ``quick_*(raw) is True`` implies ``check(orjson.loads(raw)) == []``,
-warnings included. msgspec rejects the same malformed JSON as orjson (invalid
-UTF-8, lone surrogates, raw control characters, NaN, trailing data) and, like
-orjson, keeps the last of duplicate keys; duplicate keys themselves are the
-reader's business (FT112), not this module's.
+records: ``quick_*(raw) is True`` implies that orjson parses the line, that
+``check(orjson.loads(raw)) == []`` (warnings included), and that no object of the
+line has a duplicate key (FT112), so the reader skips its duplicate-key parse for
+these lines. msgspec rejects the same malformed JSON as orjson (lone surrogates,
+raw control characters, NaN, trailing data; UTF-8 is checked here, as ``Raw``
+values skip it) and, like orjson, keeps the last of duplicate keys: duplicates
+are ruled out by counting colons (see :func:`quick_chat`).
 
 >>> quick_chat(b'{"messages": [{"role": "user", "content": "hi"},'
 ...            b' {"role": "assistant", "content": "hello"}]}')
@@ -25,36 +29,76 @@ False
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
+import jiter
 import msgspec
-from msgspec import UNSET, Meta, Struct, UnsetType
+import orjson
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 __all__ = ["chat_shape_ok", "quick_chat", "quick_classifier", "quick_pretrain"]
 
 
-# gc=False: these structs hold only str/int/list and never form cycles, and keeping
+# gc=False: these structs hold only str/int/list/Raw and never form cycles, and keeping
 # them away from the garbage collector is a measurable part of the speed.
+#
+# Message content is decoded as msgspec.Raw: the bytes of the JSON value, checked for
+# JSON syntax (escapes, surrogate pairs, control characters) but not turned into a
+# str. Building the strings is most of a decode's cost, and the rules only need to
+# know that content is a non-blank string. Raw skips the UTF-8 check, so quick_chat
+# validates the line's UTF-8 itself.
 class _System(Struct, tag_field="role", tag="system", forbid_unknown_fields=True, gc=False):
-    content: str
+    content: Raw
 
 
 class _User(Struct, tag_field="role", tag="user", forbid_unknown_fields=True, gc=False):
-    content: str
+    content: Raw
+
+
+class _FastFunctionCall(Struct, forbid_unknown_fields=True, gc=False):
+    name: str
+    arguments: Raw  # a JSON string holding a JSON object
+
+
+class _FastToolCall(Struct, forbid_unknown_fields=True, gc=False):
+    id: str
+    function: _FastFunctionCall
+    type: Literal["function"] | UnsetType = UNSET
 
 
 class _Assistant(Struct, tag_field="role", tag="assistant", forbid_unknown_fields=True, gc=False):
-    content: str
+    content: Raw | UnsetType = UNSET
+    tool_calls: list[_FastToolCall] | UnsetType = UNSET
     # Only the JSON integers 0 and 1: 1.0, true or 0.5 fail the decode (slow path).
     weight: Literal[0, 1] | UnsetType = UNSET
 
 
+class _ToolReply(Struct, tag_field="role", tag="tool", forbid_unknown_fields=True, gc=False):
+    content: Raw
+    tool_call_id: str
+    name: str | UnsetType = UNSET
+
+
+class _Declared(Struct, forbid_unknown_fields=True, gc=False):
+    name: str
+    parameters: Raw
+    description: Raw | UnsetType = UNSET
+    strict: bool | UnsetType = UNSET
+
+
+class _ToolDef(Struct, forbid_unknown_fields=True, gc=False):
+    function: _Declared
+    type: Literal["function"] | UnsetType = UNSET
+
+
 class _Chat(Struct, forbid_unknown_fields=True, gc=False):
-    messages: list[_System | _User | _Assistant]
+    messages: list[_System | _User | _Assistant | _ToolReply]
+    tools: list[_ToolDef] | UnsetType = UNSET
 
 
 class _Pretrain(Struct, forbid_unknown_fields=True, gc=False):
-    text: str
+    text: Raw
 
 
 class _ClassifierMessage(Struct, forbid_unknown_fields=True, gc=False):
@@ -71,6 +115,7 @@ class _Classifier(Struct, forbid_unknown_fields=True, gc=False):
 _CHAT = msgspec.json.Decoder(_Chat)
 _PRETRAIN = msgspec.json.Decoder(_Pretrain)
 _CLASSIFIER = msgspec.json.Decoder(_Classifier)
+_STR = msgspec.json.Decoder(str)
 
 
 def _blank(text: str) -> bool:
@@ -78,38 +123,231 @@ def _blank(text: str) -> bool:
     return not text or text.isspace()
 
 
+# First bytes of a JSON string's text that prove it is not blank: a printable ASCII
+# character other than the quote and the backslash (an escape may be whitespace), or
+# the lead byte of a UTF-8 sequence that no whitespace character starts with
+# (Unicode's spaces begin with C2, E1, E2 or E3). Other strings are decoded and tested.
+_NOT_BLANK_START = frozenset(
+    {*range(0x21, 0x7F), *range(0xC3, 0xE1), *range(0xE4, 0x100)} - {0x22, 0x5C}
+)
+
+
+def _blank_raw(content: Raw) -> bool | None:
+    """Whether a Raw content value is a blank string; None when it is not a string."""
+    view = memoryview(content)
+    if view[0] != 0x22:  # '"': content parts, null, a number: the slow path decides
+        return None
+    if view[1] in _NOT_BLANK_START:
+        return False
+    return _blank(_STR.decode(view))
+
+
+#: Distinct ``parameters`` of declared tools seen, by their bytes: the number of keys
+#: and of colons inside them, or None when they would draw a problem. Datasets repeat a few tool
+#: definitions on every record, so the Draft 7 metaschema check runs once for each.
+_PARAMS: dict[bytes, tuple[int, int] | None] = {}
+_PARAMS_MAX = 512
+#: Deepest ``parameters`` the fast path takes: with the levels above it the record
+#: stays far below the validator's nesting limit (FT107), which it then need not check.
+_PARAMS_DEPTH = 48
+
+
+def _params_keys(raw: bytes) -> tuple[int, int] | None:
+    """Keys and colons inside a tool's ``parameters`` if it is a clean Draft 7 schema."""
+    from . import rules  # rules imports jsonschema lazily; keep this module light
+
+    try:
+        value = orjson.loads(raw)
+        jiter.from_json(raw, catch_duplicate_keys=True, cache_mode=False)
+    except ValueError:  # orjson.JSONDecodeError is a ValueError, and so is jiter's
+        return None
+    if not isinstance(value, dict):
+        return None
+    keys = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _PARAMS_DEPTH:
+            return None
+        if isinstance(node, dict):
+            keys += len(node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    if rules.draft7_problem(value) is not None:
+        return None
+    return keys, raw.count(b":")
+
+
+_ID = re.compile(r"[a-zA-Z0-9]{9}")
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
 def quick_chat(raw: bytes) -> bool:
-    """True only for a plain chat record that the full check would pass untouched.
+    """True only for a chat record that the full check would pass untouched, with no
+    duplicate key in it.
 
     >>> quick_chat(b'{"messages": [{"role": "user", "content": "hi"},'
     ...            b' {"role": "assistant", "content": "yo", "weight": 0}]}')  # FT402
     False
+    >>> quick_chat(b'{"messages": [{"role": "user", "content": "hi", "content": "hi"},'
+    ...            b' {"role": "assistant", "content": "yo"}]}')  # FT112
+    False
     """
     try:
-        msgs = _CHAT.decode(raw).messages
+        rec = _CHAT.decode(raw)
     except Exception:
         return False
+    if not raw.isascii():
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return False
+    # Any: the loop tells the message classes apart itself, by identity.
+    msgs: list[Any] = rec.messages
     # Written for speed (this loop runs once per line of every file): no helper
     # calls, class identity instead of isinstance.
-    if not msgs or msgs[-1].__class__ is not _Assistant or msgs[0].__class__ is _Assistant:
-        return False  # FT205 (no messages) / FT301 / FT302
-    prev: type | None = None
+    if not msgs or msgs[-1].__class__ is not _Assistant:
+        return False  # FT205 (no messages) / FT301
+    first = msgs[0].__class__
+    if first is not _User and first is not _System:
+        return False  # FT302
+    tools = rec.tools
+    # Keys the decoded structure holds: "messages", each message's keys, and so on.
+    keys = 1
+    inner = 0  # of those, the keys inside parameters
+    declared: set[str] | None = None
+    if tools is not UNSET:
+        if not tools or len(tools) > 128:
+            return False  # an empty list is unusual; FT410 above 128
+        keys += 1
+        declared = set()
+        for tool in tools:
+            fn = tool.function
+            name = fn.name
+            if name in declared or _NAME.fullmatch(name) is None:
+                return False  # FT409 / FT309
+            declared.add(name)
+            params = bytes(fn.parameters)
+            if params in _PARAMS:
+                inside = _PARAMS[params]
+            else:
+                inside = _params_keys(params)
+                if len(_PARAMS) >= _PARAMS_MAX:
+                    _PARAMS.clear()
+                _PARAMS[params] = inside
+            if inside is None:
+                return False  # FT314, or anything else the slow path should judge
+            inner += inside[0]
+            keys += inside[0] + 3 + (tool.type is not UNSET) + (fn.strict is not UNSET)
+            if fn.description is not UNSET:
+                if memoryview(fn.description)[0] != 0x22:
+                    return False  # not a string: FT201
+                keys += 1
+    prev: type = _User
     seen_system = False
     trained = False
+    called: set[str] = set()
+    expected = 0  # tool calls of the last assistant message not answered yet
+    last_weight: int | UnsetType = UNSET
     for m in msgs:
-        content = m.content
-        if not content or content.isspace():
-            return False  # FT307/FT401 (assistant), FT405 (user, system)
         kind = m.__class__
         if kind is _Assistant:
-            if m.weight != 0:  # type: ignore[union-attr]  # 1 or no weight: trained
+            if expected:
+                return False  # FT312
+            calls = m.tool_calls
+            content = m.content
+            if calls is UNSET:
+                if content is UNSET or _blank_raw(content) is not False:
+                    return False  # FT307 / FT401 / not a plain string
+                keys += 2
+            else:
+                if not calls or content is not UNSET or declared is None:
+                    return False  # FT411 / FT306 / FT313 (no tools)
+                keys += 2
+                for call in calls:
+                    cid = call.id
+                    fn_call = call.function
+                    if cid in called or _ID.fullmatch(cid) is None:
+                        return False  # FT407 / FT308
+                    if fn_call.name not in declared:
+                        return False  # FT313 (declared names are valid: FT309)
+                    try:
+                        args = orjson.loads(_STR.decode(fn_call.arguments))
+                    except (orjson.JSONDecodeError, msgspec.ValidationError):
+                        return False  # FT310 / not a string (FT201)
+                    if args.__class__ is not dict:
+                        return False  # FT406
+                    called.add(cid)
+                    keys += 4 + (call.type is not UNSET)
+                expected = len(calls)
+            last_weight = m.weight
+            if last_weight is UNSET:
                 trained = True
-        elif kind is _System:
-            if seen_system or prev is _Assistant:
-                return False  # FT404 / FT303 (assistant -> system)
-            seen_system = True
+            else:
+                keys += 1
+                if last_weight:
+                    trained = True
+        elif kind is _ToolReply:
+            if prev is not _Assistant and prev is not _ToolReply:
+                return False  # FT303
+            if m.tool_call_id not in called:
+                return False  # FT311 (and FT308: every called id is valid)
+            name = m.name
+            if name is not UNSET:
+                if _NAME.fullmatch(name) is None:
+                    return False  # FT309
+                keys += 1
+            if memoryview(m.content)[0] != 0x22:
+                return False  # content parts: the slow path
+            expected -= 1
+            keys += 3
+        else:
+            if _blank_raw(m.content) is not False:
+                return False  # FT405 / not a plain string
+            if kind is _System:
+                if seen_system or prev is _Assistant or prev is _ToolReply:
+                    return False  # FT404 / FT303
+                seen_system = True
+            keys += 2
         prev = kind
-    return trained  # FT402 when every assistant message has weight 0
+    if expected < 0 or not trained:
+        return False  # FT312 / FT402 (every assistant message has weight 0)
+    if tools is not UNSET and last_weight == 0:
+        return False  # FT403
+    # No duplicate key (FT112). In JSON that parses, a colon byte is either the one
+    # after a key or part of a string (UTF-8 never uses 0x3A inside a multi-byte
+    # character). So the line's colons = key tokens + colons inside strings, and key
+    # tokens = the keys decoded (``keys``) + duplicates. Equal counts prove there is
+    # no duplicate: first without the strings' colons (an upper bound, enough for
+    # most lines), then subtracting them exactly, taken from every string value that
+    # may hold one: the Raw pieces (content, arguments, description; parameters
+    # counted whole, keys included). Ids, names and the role and type values are
+    # checked against patterns without a colon, and a \uXXXX escape has none either.
+    colons = raw.count(b":")
+    if colons == keys:
+        return True
+    return colons == keys - inner + _string_colons(rec)
+
+
+def _string_colons(rec: _Chat) -> int:
+    """Colons inside the string values of a decoded chat record, parameters whole."""
+    pieces: list[Raw] = []
+    m: Any
+    for m in rec.messages:
+        content = m.content
+        if content is not UNSET:
+            pieces.append(content)
+        if m.__class__ is _Assistant and m.tool_calls is not UNSET:
+            pieces.extend(call.function.arguments for call in m.tool_calls)
+    n = 0
+    if rec.tools is not UNSET:
+        for tool in rec.tools:
+            fn = tool.function
+            n += bytes(fn.parameters).count(b":")
+            if fn.description is not UNSET:
+                pieces.append(fn.description)
+    return n + sum(bytes(piece).count(b":") for piece in pieces)
 
 
 def quick_pretrain(raw: bytes) -> bool:
@@ -119,9 +357,16 @@ def quick_pretrain(raw: bytes) -> bool:
     (True, False)
     """
     try:
-        return not _blank(_PRETRAIN.decode(raw).text)
+        text = _PRETRAIN.decode(raw).text
+        if not raw.isascii():
+            raw.decode()  # Raw skips the UTF-8 check
+        if _blank_raw(text) is not False:
+            return False  # FT403, or not a string
     except Exception:
         return False
+    # No duplicate key: the one key's colon plus the text's own (see quick_chat).
+    colons = raw.count(b":")
+    return colons == 1 or colons == 1 + bytes(text).count(b":")
 
 
 def quick_classifier(raw: bytes) -> bool:
@@ -149,9 +394,13 @@ def quick_classifier(raw: bytes) -> bool:
                     return False
             elif not value or "" in value or len(set(value)) != len(value):
                 return False  # FT205 / FT412
-        return True
     except Exception:
         return False
+    # No duplicate key: a line has at least one colon per key token (see quick_chat),
+    # so as many colons as the keys decoded proves there is no other. Lines with
+    # colons inside strings take the slow path.
+    keys = 2 + len(rec.labels) + (0 if rec.messages is UNSET else 2 * len(rec.messages))
+    return raw.count(b":") == keys
 
 
 # ------------------------------------------------------------- the chat schema's shape

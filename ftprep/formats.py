@@ -72,7 +72,8 @@ class RecordChecker(Protocol):
     name: str
 
     def quick_ok(self, raw: bytes) -> bool:
-        """True only if :meth:`check` of the parsed line would find nothing; never raises."""
+        """True only if orjson parses the line, :meth:`check` of the record would find
+        nothing, and no object in the line has a duplicate key; never raises."""
         ...
 
     def check(self, record: dict[str, Any]) -> list[Problem]:

@@ -35,6 +35,7 @@ __all__ = [
     "check_chat_rules",
     "check_classifier_rules",
     "check_pretrain_rules",
+    "draft7_problem",
     "is_blank",
     "json_path",
 ]
@@ -634,8 +635,12 @@ def _draft7_metaschema_validator() -> Any:
     return Draft7Validator(Draft7Validator.META_SCHEMA, format_checker=checker)
 
 
-def _draft7_problem(parameters: dict[str, Any]) -> str | None:
-    """What makes ``parameters`` an invalid Draft 7 schema (as mistral-common checks it)."""
+def draft7_problem(parameters: dict[str, Any]) -> str | None:
+    """What makes ``parameters`` an invalid Draft 7 schema (as mistral-common checks it).
+
+    >>> draft7_problem({"type": "object"}) is None, draft7_problem({"type": "map"}) is None
+    (True, False)
+    """
     # Records of one file usually repeat the same tools: check each schema once.
     try:
         key: bytes | None = orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)
@@ -678,7 +683,7 @@ def tool_parameters(record: Mapping[str, Any]) -> Iterator[Problem]:
         params = fn.get("parameters")
         if not isinstance(params, dict):
             continue
-        problem = _draft7_problem(params)
+        problem = draft7_problem(params)
         if problem is not None:
             yield _problem(
                 "FT314",

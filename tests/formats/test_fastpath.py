@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jiter
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -28,6 +29,8 @@ def assert_implies_clean(fmt: str, raw: bytes) -> bool:
         record = orjson.loads(raw)  # quick_ok never says yes to a line orjson rejects
         assert isinstance(record, dict)
         assert checker.check(record) == [], raw[:300]
+        # ... nor to a line with a duplicate key: the reader skips its own search.
+        jiter.from_json(raw, catch_duplicate_keys=True, cache_mode=False)
     return quick
 
 
@@ -408,3 +411,138 @@ def test_chat_shape_ok_agrees_with_the_schema_on_every_corpus_record(
             assert chat_shape_ok(record) == (schema_errors(record) == []), raw[:200]
             shaped += chat_shape_ok(record)
     assert shaped > 50
+
+
+# ------------------------------------------------- tool calls and duplicate keys
+
+
+def _tool_record(**change: Any) -> dict[str, Any]:
+    """A clean conversation with one declared tool, one call and its answer."""
+    record: dict[str, Any] = {
+        "messages": [
+            {"role": "user", "content": "Is SKU-7 in stock?"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "TX92Jm8Zi",
+                        "type": "function",
+                        "function": {"name": "check_stock", "arguments": '{"sku": "SKU-7"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "TX92Jm8Zi", "content": '{"units": 3}'},
+            {"role": "assistant", "content": "Yes: 3 units."},
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "check_stock",
+                    "description": "Units in stock: a count",
+                    "parameters": {"type": "object", "properties": {"sku": {"type": "string"}}},
+                },
+            }
+        ],
+    }
+    record.update(change)
+    return record
+
+
+def test_quick_ok_accepts_a_clean_record_with_tool_calls() -> None:
+    raw = orjson.dumps(_tool_record())
+    assert get_checker("chat").check(orjson.loads(raw)) == []
+    assert assert_implies_clean("chat", raw)
+
+
+def test_quick_ok_accepts_keys_with_whitespace_before_their_colon() -> None:
+    raw = json.dumps(_tool_record(), separators=(" , ", " \t: ")).encode()
+    assert assert_implies_clean("chat", raw)
+
+
+def _tool_variants() -> list[bytes]:
+    clean = orjson.dumps(_tool_record())
+    swaps = [
+        (b'"id":"TX92Jm8Zi"', b'"id":"call_1"'),  # FT308
+        (b'"tool_call_id":"TX92Jm8Zi"', b'"tool_call_id":"Zz9Zz9Zz9"'),  # FT311
+        (b'"function":{"name":"check_stock","arguments"', b'"function":{"name":"nope","arguments"'),
+        (b'{\\"sku\\": \\"SKU-7\\"}', b"[1]"),  # FT406
+        (b'{\\"sku\\": \\"SKU-7\\"}', b"{x"),  # FT310
+        (b'"type":"string"', b'"type":"map"'),  # FT314
+        (b'"name":"check_stock","description"', b'"name":"check stock","description"'),
+        (b'"content":"Yes: 3 units."}', b'"content":"Yes: 3 units.","weight":0}'),  # FT403
+        # Duplicates, in the structure, in the parameters, and hidden behind whitespace.
+        (b'"tool_call_id":"TX92Jm8Zi"', b'"tool_call_id":"TX92Jm8Zi","tool_call_id" :"TX92Jm8Zi"'),
+        (b'{"type":"string"}', b'{"type":"string","type":"string"}'),
+        (b'"role":"user",', b'"role":"user","content" \t: "x",'),
+        # A colon inside a string stands in for the duplicate's colon: still caught.
+        (b'"Yes: 3 units."', b'"Yes 3 units.","content":"Yes 3 units."'),
+    ]
+    out = []
+    for old, new in swaps:
+        assert old in clean, old
+        out.append(clean.replace(old, new, 1))
+    # The answer left out: a tool call with no response before the next assistant turn.
+    record = _tool_record()
+    del record["messages"][2]
+    out.append(orjson.dumps(record))
+    return out
+
+
+@pytest.mark.parametrize("raw", _tool_variants())
+def test_quick_ok_declines_tool_records_with_any_problem(raw: bytes) -> None:
+    assert get_checker("chat").quick_ok(raw) is False
+    assert_implies_clean("chat", raw)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "raw"),
+    [
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a: \\":\\":"}]}',
+        ),
+        ("pretrain", b'{"text": "Note: \\": a colon inside"}'),
+    ],
+)
+def test_quick_ok_accepts_colons_and_escaped_quotes_inside_strings(fmt: str, raw: bytes) -> None:
+    assert assert_implies_clean(fmt, raw)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "raw"),
+    [
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q", "content" :"q:"}, '
+            b'{"role": "assistant", "content": "a"}]}',
+        ),
+        (
+            "chat",
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", '
+            b'"content": "a", "role": "assistant"}]}',
+        ),
+        ("pretrain", b'{"text": "a:", "text"\r: "b"}'),
+        ("classifier", b'{"text": "a", "labels": {"t": "x", "t" : "y"}}'),
+    ],
+)
+def test_quick_ok_declines_duplicate_keys(fmt: str, raw: bytes) -> None:
+    assert get_checker(fmt).quick_ok(raw) is False
+
+
+@SETTINGS
+@given(st.data())
+def test_quick_ok_implies_clean_on_mutated_tool_records(data: st.DataObject) -> None:
+    raw = bytearray(orjson.dumps(_tool_record()))
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        byte = data.draw(st.sampled_from(list(b' "{}[],:0a\\\x00\t\xff\xed')))
+        if op == "flip":
+            raw[pos] = byte
+        elif op == "insert":
+            raw.insert(pos, byte)
+        else:
+            del raw[pos]
+    assert_implies_clean("chat", bytes(raw))
