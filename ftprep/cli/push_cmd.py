@@ -410,14 +410,14 @@ def push(
             "purpose": purpose,
             "jobs": jobs,
         }
-        checking = Progress(output, total=_total_bytes(paths), desc="validate")
-        options["validate_progress"] = checking.callback
+        total = _total_bytes(paths)
         if dry_run:
             ledger, label = _dry_server(emulator, base_url, ledger_path)
-            with checking:
+            with Progress(output, total=total, desc="validate") as checking:
                 result = do_push(
                     paths,
                     **options,
+                    validate_progress=checking.callback,
                     base_url=base_url,
                     ledger=ledger,
                     dry_run=True,
@@ -426,13 +426,16 @@ def push(
         else:
             bars = _Bars(output)
             try:
+                # The bar starts after the server is up, so that the server's notice is
+                # not printed across it.
                 with (
-                    checking,
                     _server(emulator, base_url, ledger_path, output) as (client, ledger, label),
+                    Progress(output, total=total, desc="validate") as checking,
                 ):
                     result = do_push(
                         paths,
                         **options,
+                        validate_progress=checking.callback,
                         client=client,
                         ledger=ledger,
                         progress=_closing(checking, bars.overall),
