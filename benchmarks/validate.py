@@ -258,11 +258,14 @@ def breakdown(path: Path, sample: int = 20_000) -> None:
         except ValueError:
             pass
 
+    tool_lines = [raw for raw in lines if b'"tool_calls"' in raw]
     rows = [
         ("read + split (iter_lines)", read_us),
         ("orjson.loads (the ceiling's work)", per_line(loads, lines)),
         ("quick_ok (formats fast path)", per_line(checker.quick_ok, lines)),
-        ("duplicate keys (jiter)", per_line(dup, lines)),
+        (f"  orjson.loads, tool-call lines (n={len(tool_lines)})", per_line(loads, tool_lines)),
+        ("  quick_ok, tool-call lines", per_line(checker.quick_ok, tool_lines)),
+        ("duplicate keys (jiter; slow-path lines only)", per_line(dup, lines)),
         ("fingerprint (crc32)", per_line(zlib.crc32, lines)),
         ("depth screen (count { [)", per_line(lambda x: x.count(b"{") + x.count(b"["), lines)),
         (f"check() on a slow-path record (n={len(slow)})", per_line(checker.check, slow)),
