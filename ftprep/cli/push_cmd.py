@@ -351,6 +351,18 @@ def upload(
     help="Problems shown per file; the rest are counted.",
 )
 @click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODE",
+    help="Do not report this code or code prefix (e.g. FT120, FT4). Repeatable.",
+)
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="CODE",
+    help="Report only these codes or code prefixes. Repeatable.",
+)
+@click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -373,6 +385,8 @@ def push(
     schema: str | None,
     max_size: str | None,
     max_errors: int | None,
+    ignore: tuple[str, ...],
+    select: tuple[str, ...],
     out_dir: Path | None,
     allow_invalid: bool,
     dry_run: bool,
@@ -404,7 +418,8 @@ def push(
             "config": cfg,
             "max_size": limit,
             "max_errors": max_errors if max_errors is not None else cfg.max_errors,
-            "select": cfg.select,
+            "ignore": ignore,
+            "select": select or cfg.select,
             "out_dir": out_dir,
             "allow_invalid": allow_invalid,
             "purpose": purpose,

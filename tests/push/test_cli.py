@@ -144,3 +144,20 @@ def test_symlinked_ledger_is_refused(tmp_path: Path, write_chat: Callable[..., P
     )
     assert r.returncode == 1 and "symbolic link" in r.stderr
     assert (tmp_path / "target").read_bytes() == b"keep"
+
+
+def test_push_takes_ignore_and_select_like_validate(tmp_path: Path) -> None:
+    record = (
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}'
+    )
+    bad = '{"messages": [{"role": "user", "content": "q"}]}'
+    (tmp_path / "d.jsonl").write_text(f"{record}\n{record}\n{bad}\n")
+    refused = ftprep("push", "--dry-run", "d.jsonl", cwd=tmp_path, key=None)
+    assert refused.returncode == 1
+    assert "FT301" in refused.stdout and "FT120" in refused.stdout
+    selected = ftprep("push", "--dry-run", "--select", "FT120", "d.jsonl", cwd=tmp_path, key=None)
+    assert selected.returncode == 0, selected.stdout + selected.stderr
+    assert "FT120" in selected.stdout and "FT301" not in selected.stdout
+    ignored = ftprep("push", "--dry-run", "--ignore", "FT3", "d.jsonl", cwd=tmp_path, key=None)
+    assert ignored.returncode == 0, ignored.stdout + ignored.stderr
+    assert "FT301" not in ignored.stdout
