@@ -126,30 +126,12 @@ def _base_registry() -> Registry[Any]:
 # ------------------------------------------------------------- schema error mapping
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _q(value: object, limit: int = 60) -> str:
     """A user value quoted for a message, never long (a 10 MB string stays short)."""
     if isinstance(value, str):
         return repr(clip(value, limit))
     if isinstance(value, dict | list):
-        return f"<{_json_type(value)} of {len(value)}>"
+        return f"<{rules.json_type(value)} of {len(value)}>"
     return clip(repr(value), limit)
 
 
@@ -258,13 +240,13 @@ def _describe(err: ValidationError) -> Iterator[Problem]:
         for item in best:
             if isinstance(item, str):
                 types = _or(t for t in best if isinstance(t, str))
-                yield _problem("FT201", f"expected {types}, got {_json_type(inst)}", path)
+                yield _problem("FT201", f"expected {types}, got {rules.json_type(inst)}", path)
                 return
             yield from _describe(item)
         return
     prefix = "key name: " if _under_property_names(err) else ""
     if kw == "type":
-        message = f"{prefix}expected {_or(_types(value))}, got {_json_type(inst)}"
+        message = f"{prefix}expected {_or(_types(value))}, got {rules.json_type(inst)}"
         # A schema's own description is the best hint a wrong type can get.
         description = err.schema.get("description") if isinstance(err.schema, dict) else None
         if isinstance(description, str):

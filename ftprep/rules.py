@@ -497,13 +497,18 @@ def call_arguments(record: Mapping[str, Any]) -> Iterator[Problem]:
             if not isinstance(value, dict):
                 yield _problem(
                     "FT406",
-                    f"arguments encodes a JSON {_json_type(value)}, not an object: "
+                    f"arguments encodes a JSON {json_type(value)}, not an object: "
                     'function arguments are named, e.g. \'{"city": "Lyon"}\'',
                     path,
                 )
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages.
+
+    >>> json_type(None), json_type(True), json_type(1.5), json_type({})
+    ('null', 'boolean', 'number', 'object')
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -516,7 +521,9 @@ def _json_type(value: object) -> str:
         return "string"
     if isinstance(value, list):
         return "array"
-    return "object"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
 
 
 def tool_responses(record: Mapping[str, Any]) -> Iterator[Problem]:
