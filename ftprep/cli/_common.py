@@ -136,3 +136,33 @@ class PathsCommand(click.Command):
 def emit_json(data: Any) -> None:
     """Print one JSON document on stdout, the way every command does."""
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def validation_options(func: F) -> F:
+    """``--schema``, ``--max-errors``, ``--ignore``, ``--select``: what validate and push share."""
+    func = click.option(
+        "--select",
+        multiple=True,
+        metavar="CODE",
+        help="Report only these codes or code prefixes. Repeatable.",
+    )(func)
+    func = click.option(
+        "--ignore",
+        multiple=True,
+        metavar="CODE",
+        help="Do not report this code or code prefix (e.g. FT120, FT4). Repeatable.",
+    )(func)
+    func = click.option(
+        "--max-errors",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="Show at most N problems per file; the rest are counted.",
+    )(func)
+    func = click.option(
+        "--schema",
+        default=None,
+        metavar="auto|chat|pretrain|classifier|PATH.json",
+        help="Record format; auto (default, or [tool.ftprep]) detects it per file.",
+    )(func)
+    return func

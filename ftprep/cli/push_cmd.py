@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..sizes import format_size
-from ._common import Output, PathsCommand, Progress, common_options, emit_json, make_output
+from ._common import (
+    Output,
+    PathsCommand,
+    Progress,
+    common_options,
+    emit_json,
+    make_output,
+    validation_options,
+)
 from ._errors import FOUND_PROBLEMS, error_handler, exit_code_for_report, redact
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -333,34 +341,12 @@ def upload(
 
 @click.command(cls=PathsCommand)
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "--schema",
-    default=None,
-    help="auto, chat, pretrain, classifier or PATH.json (default from [tool.ftprep], else auto).",
-)
+@validation_options
 @click.option(
     "--max-size",
     default=None,
     metavar="SIZE",
     help="Shard files over this size (default 500MB), e.g. 200MB, 1GiB.",
-)
-@click.option(
-    "--max-errors",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Problems shown per file; the rest are counted.",
-)
-@click.option(
-    "--ignore",
-    multiple=True,
-    metavar="CODE",
-    help="Do not report this code or code prefix (e.g. FT120, FT4). Repeatable.",
-)
-@click.option(
-    "--select",
-    multiple=True,
-    metavar="CODE",
-    help="Report only these codes or code prefixes. Repeatable.",
 )
 @click.option(
     "--out-dir",

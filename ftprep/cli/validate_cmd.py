@@ -11,7 +11,7 @@ from .. import config, report, validator
 from ..problems import FileReport, Report
 from ..reader import DEFAULT_MAX_LINE_BYTES
 from ..sizes import DEFAULT_MAX_SIZE, parse_size
-from ._common import PathsCommand, Progress, common_options, make_output
+from ._common import PathsCommand, Progress, common_options, make_output, validation_options
 from ._errors import error_handler, exit_code_for_report
 
 
@@ -29,24 +29,12 @@ def _total_bytes(paths: tuple[str, ...]) -> int | None:
 
 @click.command(cls=PathsCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str, readable=False))
-@click.option(
-    "--schema",
-    default=None,
-    metavar="auto|chat|pretrain|classifier|PATH.json",
-    help="Record format; auto (default) detects it per file from its first records.",
-)
+@validation_options
 @click.option(
     "--max-size",
     default=None,
     metavar="SIZE",
     help="Upload limit per file (default 500MB); over it is an error naming `ftprep split`.",
-)
-@click.option(
-    "--max-errors",
-    type=click.IntRange(min=0),
-    default=None,
-    metavar="N",
-    help="Show at most N problems per file; the rest are counted.",
 )
 @click.option(
     "--jobs",
@@ -55,18 +43,6 @@ def _total_bytes(paths: tuple[str, ...]) -> int | None:
     default=None,
     metavar="N",
     help="Worker processes for big files (default: one per CPU).",
-)
-@click.option(
-    "--ignore",
-    multiple=True,
-    metavar="CODE",
-    help="Do not report this code or code prefix (e.g. FT120, FT4). Repeatable.",
-)
-@click.option(
-    "--select",
-    multiple=True,
-    metavar="CODE",
-    help="Report only these codes or code prefixes. Repeatable.",
 )
 @click.option(
     "--max-line-bytes",
