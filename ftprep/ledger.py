@@ -862,19 +862,7 @@ class LedgerSession:
         path: str | None,
     ) -> LedgerEntry:
         """Record, durably, that this content is about to be sent under ``filename``."""
-        entry = LedgerEntry(
-            sha256=sha256,
-            bytes=size,
-            purpose=purpose,
-            base_url=base_url,
-            filename=filename,
-            file_id=None,
-            state="pending",
-            recorded_at=_now(),
-            path=path,
-        )
-        self._put(entry)
-        return entry
+        return self._mark(sha256, size, purpose, base_url, filename, None, "pending", path)
 
     def mark_uploaded(
         self,
@@ -888,6 +876,19 @@ class LedgerSession:
         path: str | None,
     ) -> LedgerEntry:
         """Record, durably, that this content is on the server as ``file_id``."""
+        return self._mark(sha256, size, purpose, base_url, filename, file_id, "uploaded", path)
+
+    def _mark(
+        self,
+        sha256: str,
+        size: int,
+        purpose: str,
+        base_url: str,
+        filename: str,
+        file_id: str | None,
+        state: EntryState,
+        path: str | None,
+    ) -> LedgerEntry:
         entry = LedgerEntry(
             sha256=sha256,
             bytes=size,
@@ -895,7 +896,7 @@ class LedgerSession:
             base_url=base_url,
             filename=filename,
             file_id=file_id,
-            state="uploaded",
+            state=state,
             recorded_at=_now(),
             path=path,
         )
