@@ -3,9 +3,11 @@
 Generates a JSONL file (1 GB by default), then alternates runs of
 
     split -C LIMIT FILE OUT/x                          (the baseline: no hashing, no fsync)
-    python -m ftprep split FILE --max-size LIMIT ...   (shards + sha256 + line counts + fsync)
+    python -m ftprep split FILE --max-size LIMIT ...   (shards + line counts + fsync)
+    python -m ftprep split ... -o json                 (the same + each shard's sha256)
 
-and the same library call without the command line's start-up, each in its own
+and the library call (which computes the sha256 too) without the command line's
+start-up, each in its own
 process, timing the wall clock and reading the child's CPU time and peak RSS (from
 GNU time when installed, else wait4()). It prints the medians, the ratios to split
 (the CPU ratio moves less with the machine's load), and whether the targets hold:
@@ -123,6 +125,8 @@ def main() -> int:
         )
         ftprep_cmd = [sys.executable, "-m", "ftprep", "split", str(source)]
         ftprep_cmd += ["--max-size", str(limit), "--out-dir", str(work / "ftprep"), "--force", "-q"]
+        # JSON output shows each shard's sha256, so that run hashes everything it writes.
+        json_cmd = [*ftprep_cmd[:-1], "-o", "json"]
         # The same call without the CLI's start-up (importing every command's modules).
         library_cmd = [
             sys.executable,
@@ -137,7 +141,12 @@ def main() -> int:
         (work / "gnu").mkdir()
         # Warm the page cache so that neither tool pays for reading the disk.
         same_bytes(source, [])
-        tools = {"split -C": split_cmd, "ftprep split": ftprep_cmd, "ftprep.split()": library_cmd}
+        tools = {
+            "split -C": split_cmd,
+            "ftprep split": ftprep_cmd,
+            "split -o json": json_cmd,
+            "ftprep.split()": library_cmd,
+        }
         times: dict[str, list[float]] = {name: [] for name in tools}
         cpu: dict[str, list[float]] = {name: [] for name in tools}
         rss: dict[str, list[int]] = {name: [] for name in tools}
@@ -173,7 +182,7 @@ def main() -> int:
         f"split -C        {base:.2f} s wall, {base_cpu:.2f} s CPU;"
         f" peak RSS {max(rss['split -C']) / 2**20:.1f} MB"
     )
-    for name in ("ftprep split", "ftprep.split()"):
+    for name in ("ftprep split", "split -o json", "ftprep.split()"):
         ours = statistics.median(times[name])
         ratio = ours / base
         best = min(times[name]) / min(times["split -C"])

@@ -68,12 +68,15 @@ _UNSUPPORTED = frozenset(
 
 @dataclass(frozen=True)
 class Shard:
-    """One output file: where it is, its size, its line count and its sha256."""
+    """One output file: where it is, its size, its line count and its sha256.
+
+    ``sha256`` is ``None`` when :func:`split` was asked not to compute checksums.
+    """
 
     path: Path
     bytes: int
     lines: int
-    sha256: str
+    sha256: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +118,7 @@ def split(
     shuffle: bool = False,
     seed: int | None = None,
     force: bool = False,
+    checksums: bool = True,
     progress: ProgressCallback | None = None,
 ) -> SplitResult:
     """Split ``path`` into the fewest balanced shards of at most ``max_size`` bytes.
@@ -130,6 +134,10 @@ def split(
     ``shuffle`` writes the lines in an order drawn from ``random.Random(seed)``; the
     same seed gives the same bytes. Every record then ends with a newline (a last line
     without one gets one).
+
+    ``checksums=False`` skips the SHA-256 of each output (``Shard.sha256`` is then
+    ``None``): hashing is most of a split's CPU time, so a caller that hashes the
+    shards itself, or does not need the digests, saves it.
 
     ``progress`` is called with the number of bytes just processed: once per byte of
     the input when copying, and once more while indexing the lines when shuffling.
@@ -169,6 +177,7 @@ def split(
             plan,
             Path(out_dir),
             force,
+            checksums,
             progress,
             lambda: _check_unchanged(fd, display, info),
         )
@@ -781,6 +790,7 @@ def _write_outputs(
     plan: _Plan,
     out_dir: Path,
     force: bool,
+    checksums: bool,
     progress: ProgressCallback | None,
     before_commit: Callable[[], None],
 ) -> _Written:
@@ -805,11 +815,13 @@ def _write_outputs(
             try:
                 if out.order is None:
                     lines, digest = _copy_range(
-                        fd, dst, out.start, out.stop, progress, helpers, cancel
+                        fd, dst, out.start, out.stop, checksums, progress, helpers, cancel
                     )
                     nbytes = out.stop - out.start
                 else:
-                    nbytes, lines, digest = _write_lines(fd, dst, out.order, plan, progress)
+                    nbytes, lines, digest = _write_lines(
+                        fd, dst, out.order, plan, checksums, progress
+                    )
             except BaseException:
                 os.close(dst)
                 raise
@@ -916,22 +928,37 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
             os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
+class _NoDigest:
+    """Stands in for a hash object when no checksum was asked for."""
+
+    def update(self, data: Any) -> None:
+        pass
+
+    def hexdigest(self) -> None:
+        return None
+
+
+def _new_digest(checksums: bool) -> Any:
+    return hashlib.sha256() if checksums else _NoDigest()
+
+
 def _copy_range(
     src: int,
     dst: int,
     start: int,
     stop: int,
+    checksums: bool,
     progress: ProgressCallback | None,
     pool: ThreadPoolExecutor,
     cancel: threading.Event,
-) -> tuple[int, str]:
+) -> tuple[int, str | None]:
     """Copy ``src[start:stop]`` to ``dst``; return its line count and sha256.
 
     The kernel copies the bytes (one helper thread) while this thread reads the same
     range to count newlines and a second helper hashes what was read: counting holds
     the GIL, hashing and copying do not, so the three overlap.
     """
-    digest = hashlib.sha256()
+    digest = _new_digest(checksums)
     newlines = 0
     last = b"\n"
     if stop - start < _PARALLEL_MIN:
@@ -989,11 +1016,12 @@ def _write_lines(
     dst: int,
     order: Sequence[int],
     plan: _Plan,
+    checksums: bool,
     progress: ProgressCallback | None,
-) -> tuple[int, int, str]:
+) -> tuple[int, int, str | None]:
     """Write the lines numbered in ``order``; return bytes, lines and sha256 written."""
     offsets = plan.offsets
-    digest = hashlib.sha256()
+    digest = _new_digest(checksums)
     out = bytearray()
     total = 0
     for i in order:

@@ -79,6 +79,8 @@ def split(
                 shuffle=shuffle,
                 seed=seed,
                 force=force,
+                # Only the JSON output shows the digests; hashing is most of the CPU time.
+                checksums=output.format == "json",
                 progress=bar.callback,
             )
         _render(result, output, limit, out_dir)

@@ -163,3 +163,20 @@ def test_progress_is_told_every_byte_once(make_jsonl: MakeFile, tmp_path: Path) 
     ftprep.split(src, max_size=5000, out_dir=tmp_path / "out", progress=seen.append)
 
     assert sum(seen) == src.stat().st_size
+
+
+@pytest.mark.parametrize("size", [2_000, 40 << 20])  # the one-thread and the threaded copy
+def test_without_checksums_the_shards_are_the_same_bytes_and_carry_no_digest(
+    tmp_path: Path, size: int
+) -> None:
+    record = b'{"text": "' + b"x" * 90 + b'"}\n'
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(record * (size // len(record)))
+    with_sums = ftprep.split(source, max_size=size // 3, out_dir=tmp_path / "a")
+    without = ftprep.split(source, max_size=size // 3, out_dir=tmp_path / "b", checksums=False)
+    assert [s.sha256 for s in without.shards] == [None] * len(with_sums.shards)
+    for a, b in zip(with_sums.shards, without.shards, strict=True):
+        assert a.path.read_bytes() == b.path.read_bytes()
+        assert (a.bytes, a.lines) == (b.bytes, b.lines)
+        assert a.sha256 == hashlib.sha256(b.path.read_bytes()).hexdigest()
+    assert without.to_dict()["shards"][0]["sha256"] is None
