@@ -219,37 +219,75 @@ def quick_chat(raw: bytes) -> bool:
     if first is not _User and first is not _System:
         return False  # FT302
     tools = rec.tools
-    # Keys the decoded structure holds: "messages", each message's keys, and so on.
-    keys = 1
+    if tools is UNSET:
+        # The common record, checked in a loop of its own. With no tools declared a
+        # tool call draws FT313 and a tool message has no call to answer (FT311), so
+        # every message that passes holds "role", a plain string "content" and maybe
+        # a "weight": the key count follows from the message count.
+        last: type = _User
+        seen_system = False
+        trained = False
+        weights = 0
+        for m in msgs:
+            kind = m.__class__
+            content = m.content
+            if content is UNSET:
+                return False  # FT307 / FT313
+            # _blank_raw, inlined: a string whose first byte proves it is not blank.
+            view = memoryview(content)
+            if view[0] != 0x22 or (view[1] not in _NOT_BLANK_START and _blank(_STR.decode(view))):
+                return False  # FT405 / FT401 / not a plain string
+            if kind is _Assistant:
+                if m.tool_calls is not UNSET:
+                    return False  # FT313 (and FT306 with content)
+                weight = m.weight
+                if weight is UNSET:
+                    trained = True
+                else:
+                    weights += 1
+                    if weight:
+                        trained = True
+            elif kind is _System:
+                if seen_system or last is _Assistant:
+                    return False  # FT404 / FT303
+                seen_system = True
+            elif kind is _ToolReply:
+                return False  # FT311
+            last = kind
+        if not trained:
+            return False  # FT402
+        keys = 1 + 2 * len(msgs) + weights
+        # No duplicate key: see the proof at the end of this function.
+        colons = len(raw) - len(raw.replace(b":", b""))  # _colons, inlined
+        return colons == keys or colons == keys + _string_colons(rec)
+    if not tools or len(tools) > 128:
+        return False  # an empty list is unusual; FT410 above 128
+    # Keys the decoded structure holds: "messages", "tools", each message's keys, and so on.
+    keys = 2
     inner = 0  # of those, the keys inside parameters
-    declared: set[str] | None = None
-    if tools is not UNSET:
-        if not tools or len(tools) > 128:
-            return False  # an empty list is unusual; FT410 above 128
-        keys += 1
-        declared = set()
-        for tool in tools:
-            fn = tool.function
-            name = fn.name
-            if name in declared or _NAME.fullmatch(name) is None:
-                return False  # FT409 / FT309
-            declared.add(name)
-            params = bytes(fn.parameters)
-            if params in _PARAMS:
-                inside = _PARAMS[params]
-            else:
-                inside = _params_keys(params)
-                if len(_PARAMS) >= _PARAMS_MAX:
-                    _PARAMS.clear()
-                _PARAMS[params] = inside
-            if inside is None:
-                return False  # FT314, or anything else the slow path should judge
-            inner += inside[0]
-            keys += inside[0] + 3 + (tool.type is not UNSET) + (fn.strict is not UNSET)
-            if fn.description is not UNSET:
-                if memoryview(fn.description)[0] != 0x22:
-                    return False  # not a string: FT201
-                keys += 1
+    declared: set[str] = set()
+    for tool in tools:
+        fn = tool.function
+        name = fn.name
+        if name in declared or _NAME.fullmatch(name) is None:
+            return False  # FT409 / FT309
+        declared.add(name)
+        params = bytes(fn.parameters)
+        if params in _PARAMS:
+            inside = _PARAMS[params]
+        else:
+            inside = _params_keys(params)
+            if len(_PARAMS) >= _PARAMS_MAX:
+                _PARAMS.clear()
+            _PARAMS[params] = inside
+        if inside is None:
+            return False  # FT314, or anything else the slow path should judge
+        inner += inside[0]
+        keys += inside[0] + 3 + (tool.type is not UNSET) + (fn.strict is not UNSET)
+        if fn.description is not UNSET:
+            if memoryview(fn.description)[0] != 0x22:
+                return False  # not a string: FT201
+            keys += 1
     prev: type = _User
     seen_system = False
     trained = False
@@ -268,8 +306,8 @@ def quick_chat(raw: bytes) -> bool:
                     return False  # FT307 / FT401 / not a plain string
                 keys += 2
             else:
-                if not calls or content is not UNSET or declared is None:
-                    return False  # FT411 / FT306 / FT313 (no tools)
+                if not calls or content is not UNSET:
+                    return False  # FT411 / FT306
                 keys += 2
                 for call in calls:
                     cid = call.id
@@ -319,7 +357,7 @@ def quick_chat(raw: bytes) -> bool:
         prev = kind
     if expected < 0 or not trained:
         return False  # FT312 / FT402 (every assistant message has weight 0)
-    if tools is not UNSET and last_weight == 0:
+    if last_weight == 0:
         return False  # FT403
     # No duplicate key (FT112). In JSON that parses, a colon byte is either the one
     # after a key or part of a string (UTF-8 never uses 0x3A inside a multi-byte

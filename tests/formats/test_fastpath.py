@@ -495,6 +495,57 @@ def test_quick_ok_declines_tool_records_with_any_problem(raw: bytes) -> None:
     assert_implies_clean("chat", raw)
 
 
+# Records without "tools" take a loop of their own that derives the key count from
+# the message count; these cover each way out of it.
+_USER = b'{"role": "user", "content": "Q: 1"}'
+_ANSWER = b'{"role": "assistant", "content": "A: 2"}'
+_CALL = (
+    b'{"role": "assistant", "tool_calls": [{"id": "TX92Jm8Zi", '
+    b'"function": {"name": "f", "arguments": "{}"}}]}'
+)
+_REPLY = b'{"role": "tool", "tool_call_id": "TX92Jm8Zi", "content": "3"}'
+
+
+def _chat(*messages: bytes) -> bytes:
+    return b'{"messages": [' + b", ".join(messages) + b"]}"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _chat(_USER, _ANSWER),
+        _chat(b'{"role": "system", "content": "S: x"}', _USER, _ANSWER),
+        _chat(_USER, b'{"role": "assistant", "content": "a", "weight": 0}', _USER, _ANSWER),
+        _chat(_USER, b'{"role": "assistant", "content": "a", "weight": 1}'),
+        _chat(_USER, b'{"role": "assistant", "content": "\\u00e9 \\n"}'),
+    ],
+)
+def test_quick_ok_accepts_clean_records_without_tools(raw: bytes) -> None:
+    assert assert_implies_clean("chat", raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _chat(_USER, _CALL, _REPLY, _ANSWER),  # FT313: no tools declared
+        _chat(_USER, _ANSWER, _REPLY, _ANSWER),  # FT311 / FT303
+        _chat(_USER, b'{"role": "assistant"}'),  # FT307
+        _chat(_USER, b'{"role": "assistant", "content": "\\n\\t "}'),  # FT401
+        _chat(_USER, b'{"role": "assistant", "content": ""}'),  # FT401
+        _chat(b'{"role": "user", "content": null}', _ANSWER),  # FT201
+        _chat(_USER, b'{"role": "assistant", "content": [{"type": "text", "text": "a"}]}'),
+        _chat(_USER, b'{"role": "assistant", "content": "a", "weight": 0}'),  # FT402
+        _chat(_USER, _ANSWER, b'{"role": "system", "content": "s"}', _USER, _ANSWER),  # FT303
+        # A duplicate key whose colon a colon inside a string would hide.
+        _chat(b'{"role": "user", "content": "Q 1", "content": "Q 1"}', _ANSWER),
+        _chat(b'{"role": "user", "content": "Q 1", "role": "user"}', _ANSWER),
+    ],
+)
+def test_quick_ok_declines_records_without_tools_with_any_problem(raw: bytes) -> None:
+    assert get_checker("chat").quick_ok(raw) is False
+    assert_implies_clean("chat", raw)
+
+
 @pytest.mark.parametrize(
     ("fmt", "raw"),
     [
