@@ -28,14 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
 import jiter
 import orjson
 
-from ftprep import reader, validator
+from ftprep import _native, reader, validator
 from ftprep.formats import get_checker
 from ftprep.sizes import format_size, parse_size
 
@@ -262,16 +261,18 @@ def breakdown(path: Path, sample: int = 20_000) -> None:
     rows = [
         ("read + split (iter_lines)", read_us),
         ("orjson.loads (the ceiling's work)", per_line(loads, lines)),
-        ("quick_ok (formats fast path)", per_line(checker.quick_ok, lines)),
+        ("quick_ok (fast path, its scan included)", per_line(checker.quick_ok, lines)),
         (f"  orjson.loads, tool-call lines (n={len(tool_lines)})", per_line(loads, tool_lines)),
         ("  quick_ok, tool-call lines", per_line(checker.quick_ok, tool_lines)),
         ("duplicate keys (jiter; slow-path lines only)", per_line(dup, lines)),
-        ("fingerprint (crc32)", per_line(zlib.crc32, lines)),
+        ("scan: UTF-8, colons, fingerprint", per_line(_native.scan, lines)),
         ("depth screen (count { [)", per_line(lambda x: x.count(b"{") + x.count(b"["), lines)),
         (f"check() on a slow-path record (n={len(slow)})", per_line(checker.check, slow)),
     ]
     share = sum(1 for q in quick if not q) / max(1, len(quick))
+    native = "C module" if _native.NATIVE else "pure Python (FTPREP_NO_SPEEDUPS or not built)"
     print(f"per line, one process, {len(lines)} lines ({share:.1%} take the slow path):")
+    print(f"  byte passes: {native}")
     for name, us in rows:
         print(f"  {name:45s} {us:9.2f} us")
 

@@ -18,7 +18,9 @@ line has a duplicate key (FT112), so the reader skips its duplicate-key parse fo
 these lines. msgspec rejects the same malformed JSON as orjson (lone surrogates,
 raw control characters, NaN, trailing data; UTF-8 is checked here, as ``Raw``
 values skip it) and, like orjson, keeps the last of duplicate keys: duplicates
-are ruled out by counting colons (see :func:`quick_chat`).
+are ruled out by counting colons (see :func:`quick_chat`). The byte passes (UTF-8,
+colons) are :mod:`ftprep._native`'s, in C where it was built; the validator runs
+them once per line and hands the colon count in.
 
 >>> quick_chat(b'{"messages": [{"role": "user", "content": "hi"},'
 ...            b' {"role": "assistant", "content": "hello"}]}')
@@ -36,6 +38,10 @@ import jiter
 import msgspec
 import orjson
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
+
+from ._native import colons as _colons
+from ._native import lead as _lead
+from ._native import scan as _scan
 
 __all__ = ["chat_shape_ok", "quick_chat", "quick_classifier", "quick_pretrain"]
 
@@ -123,23 +129,16 @@ def _blank(text: str) -> bool:
     return not text or text.isspace()
 
 
-# First bytes of a JSON string's text that prove it is not blank: a printable ASCII
-# character other than the quote and the backslash (an escape may be whitespace), or
-# the lead byte of a UTF-8 sequence that no whitespace character starts with
-# (Unicode's spaces begin with C2, E1, E2 or E3). Other strings are decoded and tested.
-_NOT_BLANK_START = frozenset(
-    {*range(0x21, 0x7F), *range(0xC3, 0xE1), *range(0xE4, 0x100)} - {0x22, 0x5C}
-)
-
-
 def _blank_raw(content: Raw) -> bool | None:
     """Whether a Raw content value is a blank string; None when it is not a string."""
-    view = memoryview(content)
-    if view[0] != 0x22:  # '"': content parts, null, a number: the slow path decides
-        return None
-    if view[1] in _NOT_BLANK_START:
+    # _lead: 0 when the first bytes prove a non-blank string (most strings), 1 for a
+    # string to decode and test, 2 for content parts, null, a number: the slow path.
+    kind = _lead(content)
+    if kind == 0:
         return False
-    return _blank(_STR.decode(view))
+    if kind == 2:
+        return None
+    return _blank(_STR.decode(content))
 
 
 #: Distinct ``parameters`` of declared tools seen, by their bytes: the number of keys
@@ -179,19 +178,21 @@ def _params_keys(raw: bytes) -> tuple[int, int] | None:
     return keys, _colons(raw)
 
 
-def _colons(data: bytes) -> int:
-    # bytes.count goes byte by byte; replace() finds a single byte with memchr, which
-    # is about a quarter faster on lines of a few KB with few colons.
-    return len(data) - len(data.replace(b":", b""))
-
-
 _ID = re.compile(r"[a-zA-Z0-9]{9}")
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
-def quick_chat(raw: bytes) -> bool:
+def _line_colons(raw: bytes) -> int | None:
+    """The line's ``:`` count, or None when it is not valid UTF-8."""
+    scanned = _scan(raw)
+    return None if scanned is None else scanned[0]
+
+
+def quick_chat(raw: bytes, colons: int | None = None) -> bool:
     """True only for a chat record that the full check would pass untouched, with no
-    duplicate key in it.
+    duplicate key in it. ``colons`` is the line's ``:`` count from
+    :func:`ftprep._native.scan`, which also proved the line valid UTF-8; without it
+    the line is scanned here.
 
     >>> quick_chat(b'{"messages": [{"role": "user", "content": "hi"},'
     ...            b' {"role": "assistant", "content": "yo", "weight": 0}]}')  # FT402
@@ -200,15 +201,14 @@ def quick_chat(raw: bytes) -> bool:
     ...            b' {"role": "assistant", "content": "yo"}]}')  # FT112
     False
     """
+    if colons is None:
+        colons = _line_colons(raw)
+        if colons is None:
+            return False  # not UTF-8: Raw values skip the check, so it is made here
     try:
         rec = _CHAT.decode(raw)
     except Exception:
         return False
-    if not raw.isascii():
-        try:
-            raw.decode()
-        except UnicodeDecodeError:
-            return False
     # Any: the loop tells the message classes apart itself, by identity.
     msgs: list[Any] = rec.messages
     # Written for speed (this loop runs once per line of every file): no helper
@@ -233,9 +233,9 @@ def quick_chat(raw: bytes) -> bool:
             content = m.content
             if content is UNSET:
                 return False  # FT307 / FT313
-            # _blank_raw, inlined: a string whose first byte proves it is not blank.
-            view = memoryview(content)
-            if view[0] != 0x22 or (view[1] not in _NOT_BLANK_START and _blank(_STR.decode(view))):
+            # _blank_raw, inlined.
+            kind_of_text = _lead(content)
+            if kind_of_text and (kind_of_text == 2 or _blank(_STR.decode(content))):
                 return False  # FT405 / FT401 / not a plain string
             if kind is _Assistant:
                 if m.tool_calls is not UNSET:
@@ -258,7 +258,6 @@ def quick_chat(raw: bytes) -> bool:
             return False  # FT402
         keys = 1 + 2 * len(msgs) + weights
         # No duplicate key: see the proof at the end of this function.
-        colons = len(raw) - len(raw.replace(b":", b""))  # _colons, inlined
         return colons == keys or colons == keys + _string_colons(rec)
     if not tools or len(tools) > 128:
         return False  # an empty list is unusual; FT410 above 128
@@ -285,7 +284,7 @@ def quick_chat(raw: bytes) -> bool:
         inner += inside[0]
         keys += inside[0] + 3 + (tool.type is not UNSET) + (fn.strict is not UNSET)
         if fn.description is not UNSET:
-            if memoryview(fn.description)[0] != 0x22:
+            if _lead(fn.description) == 2:
                 return False  # not a string: FT201
             keys += 1
     prev: type = _User
@@ -342,7 +341,7 @@ def quick_chat(raw: bytes) -> bool:
                 if _NAME.fullmatch(name) is None:
                     return False  # FT309
                 keys += 1
-            if memoryview(m.content)[0] != 0x22:
+            if _lead(m.content) == 2:
                 return False  # content parts: the slow path
             expected -= 1
             keys += 3
@@ -368,7 +367,6 @@ def quick_chat(raw: bytes) -> bool:
     # may hold one: the Raw pieces (content, arguments, description; parameters
     # counted whole, keys included). Ids, names and the role and type values are
     # checked against patterns without a colon, and a \uXXXX escape has none either.
-    colons = len(raw) - len(raw.replace(b":", b""))  # _colons, inlined
     if colons == keys:
         return True
     return colons == keys - inner + _string_colons(rec)
@@ -395,27 +393,29 @@ def _string_colons(rec: _Chat) -> int:
     return _colons(b"".join(pieces))
 
 
-def quick_pretrain(raw: bytes) -> bool:
-    """True only for ``{"text": <non-blank string>}``.
+def quick_pretrain(raw: bytes, colons: int | None = None) -> bool:
+    """True only for ``{"text": <non-blank string>}`` (``colons``: see :func:`quick_chat`).
 
     >>> quick_pretrain(b'{"text": "A chain wears by elongating."}'), quick_pretrain(b'{"text": ""}')
     (True, False)
     """
+    if colons is None:
+        colons = _line_colons(raw)
+        if colons is None:
+            return False  # not UTF-8 (Raw skips the check)
     try:
         text = _PRETRAIN.decode(raw).text
-        if not raw.isascii():
-            raw.decode()  # Raw skips the UTF-8 check
         if _blank_raw(text) is not False:
             return False  # FT403, or not a string
     except Exception:
         return False
     # No duplicate key: the one key's colon plus the text's own (see quick_chat).
-    colons = _colons(raw)
-    return colons == 1 or colons == 1 + _colons(bytes(text))
+    return colons == 1 or colons == 1 + _colons(text)
 
 
-def quick_classifier(raw: bytes) -> bool:
-    """True only for a plain classifier record the full check would pass untouched.
+def quick_classifier(raw: bytes, colons: int | None = None) -> bool:
+    """True only for a plain classifier record the full check would pass untouched
+    (``colons``: see :func:`quick_chat`).
 
     >>> quick_classifier(b'{"text": "Brakes squeal.", "labels": {"topic": ["brakes"]}}')
     True
@@ -445,7 +445,7 @@ def quick_classifier(raw: bytes) -> bool:
     # so as many colons as the keys decoded proves there is no other. Lines with
     # colons inside strings take the slow path.
     keys = 2 + len(rec.labels) + (0 if rec.messages is UNSET else 2 * len(rec.messages))
-    return _colons(raw) == keys
+    return (_colons(raw) if colons is None else colons) == keys
 
 
 # ------------------------------------------------------------- the chat schema's shape

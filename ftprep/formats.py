@@ -71,9 +71,12 @@ class RecordChecker(Protocol):
     #: ``"chat"``, ``"pretrain"``, ``"classifier"``, or the user schema's path.
     name: str
 
-    def quick_ok(self, raw: bytes) -> bool:
+    def quick_ok(self, raw: bytes, colons: int | None = None, /) -> bool:
         """True only if orjson parses the line, :meth:`check` of the record would find
-        nothing, and no object in the line has a duplicate key; never raises."""
+        nothing, and no object in the line has a duplicate key; never raises.
+
+        ``colons``, when given, is the line's ``:`` count from
+        :func:`ftprep._native.scan`, which also found the line valid UTF-8."""
         ...
 
     def check(self, record: dict[str, Any]) -> list[Problem]:
@@ -342,26 +345,28 @@ def _schema_problems(validator: Validator, record: object) -> list[Problem]:
 # ----------------------------------------------------------------------- checkers
 
 
+class _Quick(Protocol):
+    def __call__(self, raw: bytes, colons: int | None = None, /) -> bool: ...
+
+
 class _BuiltinChecker:
     def __init__(
         self,
         name: str,
         rule_check: Callable[[Mapping[str, Any]], list[Problem]],
-        quick: Callable[[bytes], bool],
+        quick: _Quick,
         shape_ok: Callable[[object], bool] | None = None,
     ) -> None:
         self.name = name
         schema = builtin_schema(name)
         self._validator: Validator = Draft202012Validator(schema, registry=_base_registry())
         self._rules = rule_check
-        self._quick = quick
+        # The fast path's function itself, not a method calling it: it runs per line.
+        self.quick_ok = quick
         self._shape_ok = shape_ok
 
     def __repr__(self) -> str:
         return f"<RecordChecker {self.name}>"
-
-    def quick_ok(self, raw: bytes) -> bool:
-        return self._quick(raw)
 
     def check(self, record: dict[str, Any]) -> list[Problem]:
         if self._shape_ok is not None and self._shape_ok(record):
@@ -383,7 +388,7 @@ class _SchemaChecker:
     def __repr__(self) -> str:
         return f"<RecordChecker {self.name}>"
 
-    def quick_ok(self, raw: bytes) -> bool:
+    def quick_ok(self, raw: bytes, colons: int | None = None, /) -> bool:
         # No safe shortcut for an arbitrary schema: every record takes the full check.
         return False
 

@@ -31,7 +31,6 @@ import os
 import re
 import signal
 import sys
-import zlib
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -42,7 +41,7 @@ from typing import Any, BinaryIO
 import jiter
 import orjson
 
-from . import formats, reader
+from . import _native, formats, reader
 from .errors import InputError, UsageError
 from .problems import FileReport, Problem, Report, clip
 from .progress import ProgressCallback
@@ -190,7 +189,7 @@ def _check_range(
         result.record_offsets,
     )
     fps_append, lines_append, offsets_append = fps.append, rec_lines.append, rec_offsets.append
-    crc32 = zlib.crc32
+    scan, fingerprint = _native.scan, _native.fingerprint
     lineno = 0
     records = 0
     fast = 0
@@ -213,14 +212,15 @@ def _check_range(
             )
             result.nonblank += 1
             continue
-        if quick_ok(raw):
+        # One pass over the bytes: UTF-8 validity, the colon count the fast path's
+        # duplicate-key proof needs, the fingerprint of the line without its "\r".
+        scanned = scan(raw)
+        if scanned is not None and quick_ok(raw, scanned[0]):
             # The fast path: a clean record for the format, with no duplicate key
             # (quick_ok proves that too) and shallow by construction (FT107).
             fast += 1
             if want_dups:
-                if raw[-1] == 13:  # "\r"; a JSON record is never empty
-                    raw = raw[:-1]
-                fps_append((crc32(raw) << 32) | (len(raw) & 0xFFFFFFFF))
+                fps_append(scanned[1])
                 lines_append(lineno)
                 offsets_append(offset)
             continue
@@ -233,7 +233,7 @@ def _check_range(
             if key.startswith(b"\xef\xbb\xbf"):
                 key = key[3:]
                 offset += 3
-            fps.append((crc32(key) << 32) | (len(key) & 0xFFFFFFFF))
+            fps.append(fingerprint(key))
             rec_lines.append(lineno)
             rec_offsets.append(offset)
         if check_records and checker is not None and record is not _TOO_DEEP:
@@ -246,7 +246,7 @@ def _check_range(
     return result
 
 
-def _never(raw: bytes) -> bool:
+def _never(raw: bytes, colons: int | None = None, /) -> bool:
     # quick_ok when there is no record checker (FT010): every line takes the slow path.
     return False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -28,6 +29,9 @@ def test_the_wheel_ships_the_schemas_and_validates_outside_the_checkout(tmp_path
     for fmt in ("chat", "pretrain", "classifier"):
         assert f"ftprep/_schemas/{fmt}.schema.json" in names
     assert "ftprep/py.typed" in names
+    if importlib.util.find_spec("ftprep._speedups") is not None:
+        # Built for this checkout, so built for the wheel too (a compiler is here).
+        assert any(n.startswith("ftprep/_speedups.") and n.endswith(".so") for n in names)
 
     target = tmp_path / "site"
     subprocess.run(
