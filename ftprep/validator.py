@@ -23,6 +23,8 @@ numbers counted from the start of its range, and the parent renumbers them.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import dataclasses
 import io
 import itertools
@@ -518,6 +520,10 @@ def _classify(
 # ----------------------------------------------------------------------- duplicates
 
 
+#: Fingerprints counted at once when looking for repeats (about 100 bytes each).
+_DUP_SLICE = 2_000_000
+
+
 def _find_duplicates(
     results: Sequence[_Result],
     bases: Sequence[int],
@@ -525,46 +531,47 @@ def _find_duplicates(
 ) -> list[Problem]:
     """FT120: records equal byte for byte to an earlier one, confirmed by reading both."""
     fps: array[int] = array("Q")
-    lines: array[int] = array("Q")
+    local_lines: array[int] = array("Q")  # line numbers within each range
     offsets: array[int] = array("Q")
-    for r, base in zip(results, bases, strict=True):
+    starts: list[int] = []  # where each range's records begin in the arrays
+    for r in results:
+        starts.append(len(fps))
         fps.extend(r.fingerprints)
-        lines.extend(n + base for n in r.record_lines)
+        local_lines.extend(r.record_lines)
         offsets.extend(r.record_offsets)
+
+    def line_of(i: int) -> int:
+        return local_lines[i] + bases[bisect.bisect_right(starts, i) - 1]
+
+    # This runs in the parent after the workers are done, so it is kept to a few
+    # C-level passes: counting fingerprints (a dict of ~100 bytes a record) finds the
+    # repeated ones, and only their records are looked at again. Past two million
+    # records, one slice of fingerprints is counted per pass to bound the memory.
     total = len(fps)
-    # Sorting (fingerprint, index) pairs packed in one int costs ~50 bytes a record, half
-    # a dict's; past a million records, one slice of fingerprints is sorted per pass.
-    passes = max(1, -(-total // 1_000_000))
+    passes = max(1, -(-total // _DUP_SLICE))
     found: list[Problem] = []
     for part in range(passes):
-        keys = sorted(
-            (fp << 32) | i for i, fp in enumerate(fps) if passes == 1 or fp % passes == part
-        )
-        run_start = 0
-        while run_start < len(keys):
-            fp = keys[run_start] >> 32
-            run_end = run_start + 1
-            while run_end < len(keys) and keys[run_end] >> 32 == fp:
-                run_end += 1
-            if run_end - run_start > 1:
-                found.extend(
-                    _confirm(
-                        [k & 0xFFFFFFFF for k in keys[run_start:run_end]],
-                        fp & 0xFFFFFFFF,
-                        lines,
-                        offsets,
-                        read_line,
-                    )
-                )
-            run_start = run_end
-        del keys
+        if passes == 1:
+            counts = collections.Counter(fps)
+        else:
+            counts = collections.Counter(fp for fp in fps if fp % passes == part)
+        if len(counts) == sum(counts.values()):
+            continue  # no fingerprint twice: no duplicate in this slice
+        repeated = {fp for fp, n in counts.items() if n > 1}
+        del counts
+        groups: dict[int, list[int]] = {}
+        for i, fp in enumerate(fps):
+            if fp in repeated:
+                groups.setdefault(fp, []).append(i)
+        for fp, indexes in groups.items():
+            found.extend(_confirm(indexes, fp & 0xFFFFFFFF, line_of, offsets, read_line))
     return found
 
 
 def _confirm(
     indexes: list[int],
     length: int,
-    lines: array[int],
+    line_of: Callable[[int], int],
     offsets: array[int],
     read_line: Callable[[int, int], bytes],
 ) -> list[Problem]:
@@ -576,7 +583,7 @@ def _confirm(
         here = read_line(offsets[i], length)
         match = next((line for data, line in firsts if data == here), None)
         if match is None:
-            firsts.append((here, lines[i]))
+            firsts.append((here, line_of(i)))
             continue
         out.append(
             Problem(
@@ -584,7 +591,7 @@ def _confirm(
                 code="FT120",
                 message=f"exact duplicate of line {match}: drop one copy unless the "
                 "repetition is meant to weigh the example",
-                line=lines[i],
+                line=line_of(i),
             )
         )
     return out

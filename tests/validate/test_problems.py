@@ -6,6 +6,7 @@ from array import array
 
 import pytest
 
+from ftprep import validator
 from ftprep.problems import MAX_MESSAGE_CHARS, Problem
 from ftprep.validator import MAX_DEPTH, _find_duplicates, _Result, validate_bytes
 
@@ -164,6 +165,30 @@ def test_equal_fingerprints_with_different_bytes_are_not_duplicates() -> None:
     results = [_result([fp, fp], [1, 2], [0, 10]), _result([fp, fp], [1, 2], [20, 30])]
     dups = _find_duplicates(results, [0, 2], lambda off, n: content[off][:n])
     assert [(p.line, p.message.split(":")[0]) for p in dups] == [(3, "exact duplicate of line 2")]
+
+
+def test_duplicates_are_the_same_when_fingerprints_are_counted_in_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Records on lines 1..60 in two ranges; every fifth after the first repeats line 1.
+    lines = [b"r%02d" % (i % 5 if i % 5 == 0 and i else i) for i in range(60)]
+    offsets = [10 * i for i in range(60)]
+    fps = [(hash(line) & 0xFFFFFFFF) << 32 | len(line) for line in lines]
+    by_offset = dict(zip(offsets, lines, strict=True))
+    results = [
+        _result(fps[:25], list(range(1, 26)), offsets[:25]),
+        _result(fps[25:], list(range(1, 36)), offsets[25:]),
+    ]
+
+    def found() -> list[tuple[int | None, str]]:
+        dups = _find_duplicates(results, [0, 25], lambda off, n: by_offset[off][:n])
+        return sorted((p.line, p.message.split(":")[0]) for p in dups)
+
+    whole = found()
+    assert len(whole) == 11 and whole[0] == (6, "exact duplicate of line 1")
+    assert (26, "exact duplicate of line 1") in whole  # the second range's first line
+    monkeypatch.setattr(validator, "_DUP_SLICE", 7)  # 60 records: nine slices
+    assert found() == whole
 
 
 def test_problems_are_values_never_exceptions() -> None:
