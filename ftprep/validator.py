@@ -520,8 +520,8 @@ def _classify(
 # ----------------------------------------------------------------------- duplicates
 
 
-#: Fingerprints counted at once when looking for repeats (about 100 bytes each).
-_DUP_SLICE = 2_000_000
+#: Fingerprints counted at once when looking for repeats (about 90 bytes each).
+_DUP_SLICE = 1_000_000
 
 
 def _find_duplicates(
@@ -544,8 +544,8 @@ def _find_duplicates(
         return local_lines[i] + bases[bisect.bisect_right(starts, i) - 1]
 
     # This runs in the parent after the workers are done, so it is kept to a few
-    # C-level passes: counting fingerprints (a dict of ~100 bytes a record) finds the
-    # repeated ones, and only their records are looked at again. Past two million
+    # C-level passes: counting fingerprints (a dict of ~90 bytes a record) finds the
+    # repeated ones, and only their records are looked at again. Past a million
     # records, one slice of fingerprints is counted per pass to bound the memory.
     total = len(fps)
     passes = max(1, -(-total // _DUP_SLICE))
