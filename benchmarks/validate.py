@@ -47,7 +47,8 @@ WORDS = (
     "ride route climb descent rain mud grease clean check adjust replace tighten "
     "loosen torque wrench stand pump valve presta schrader tubeless sealant puncture "
     "patch lever quick release thru axle disc rotor pad caliper hydraulic bleed "
-    'mineral oil DOT fluid café naïve Zürich 東京 🙂 «quoted» "double" back\\slash'
+    'mineral oil DOT fluid café naïve Zürich 東京 🙂 «quoted» "double" back\\slash '
+    "note: 10:30 https://example.com/chain"  # colons inside strings, as real text has
 ).split()
 SYSTEM_PROMPTS = [
     "You are a concise support assistant for a bicycle shop. Answer in two sentences.",

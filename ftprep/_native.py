@@ -1,19 +1,19 @@
 """Byte passes over a line: from the C module ``ftprep._speedups`` when it was built.
 
 The validator asks three things of every line besides its parse (UTF-8 validity, the
-number of ``:`` bytes, a fingerprint for duplicate records) and of every message one
-(whether its content is a string that is plainly not blank). The C module answers
-them in two passes over bytes already in the cache; the pure-Python versions below
-give the same answers, except for the hash half of a fingerprint (a 32-bit hash
-above the length's low 32 bits): fingerprints are only compared within one run,
-and a run uses one of the two throughout. The package
-works without the C module (no compiler at install time), only slower; setting
+number of ``:`` bytes, a fingerprint for duplicate records) and two of every message
+(whether its content is a string that is plainly not blank, and its ``:`` bytes).
+The C module answers them in quick passes over bytes already in the cache; the
+pure-Python versions below give the same answers, except for the hash half of a
+fingerprint (a 32-bit hash above the length's low 32 bits): fingerprints are only
+compared within one run, and a run uses one of the two throughout. The package works
+without the C module (no compiler at install time), only slower; setting
 ``FTPREP_NO_SPEEDUPS=1`` uses the Python versions even when it is there.
 
 >>> scan(b'{"a": "\\u00e9:"}\\r')[0], scan(b'{"a": "\\xff"}')
 (2, None)
->>> colons(b"a:b:c"), lead(b'"hi"'), lead(b'" hi"'), lead(b"null")
-(2, 0, 1, 2)
+>>> colons(b"a:b:c"), [divmod(string_facts(v), 4) for v in (b'"a:b"', b'" hi"', b"null")]
+(2, [(1, 0), (0, 1), (0, 2)])
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer as Buffer
 
-__all__ = ["NATIVE", "colons", "fingerprint", "lead", "scan"]
+__all__ = ["NATIVE", "colons", "fingerprint", "scan", "string_facts"]
 
 
 def _py_colons(data: Buffer) -> int:
@@ -59,20 +59,27 @@ _NOT_BLANK_START = frozenset(
 )
 
 
-def _py_lead(value: Buffer) -> int:
-    view = memoryview(value)
-    if len(view) < 2 or view[0] != 0x22:
-        return 2
-    return 0 if view[1] in _NOT_BLANK_START else 1
+def _py_string_facts(value: Buffer) -> int:
+    raw = bytes(value)
+    if len(raw) < 2 or raw[0] != 0x22:
+        kind = 2
+    else:
+        kind = 0 if raw[1] in _NOT_BLANK_START else 1
+    return 4 * _py_colons(raw) + kind
 
 
 NATIVE: bool
 try:
     if os.environ.get("FTPREP_NO_SPEEDUPS"):
         raise ImportError("FTPREP_NO_SPEEDUPS is set")
-    from ._speedups import colons, fingerprint, lead, scan
+    from ._speedups import colons, fingerprint, scan, string_facts
 except ImportError:
     NATIVE = False
-    colons, fingerprint, lead, scan = _py_colons, _py_fingerprint, _py_lead, _py_scan
+    colons, fingerprint, scan, string_facts = (
+        _py_colons,
+        _py_fingerprint,
+        _py_scan,
+        _py_string_facts,
+    )
 else:
     NATIVE = True

@@ -40,8 +40,8 @@ import orjson
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from ._native import colons as _colons
-from ._native import lead as _lead
 from ._native import scan as _scan
+from ._native import string_facts as _facts
 
 __all__ = ["chat_shape_ok", "quick_chat", "quick_classifier", "quick_pretrain"]
 
@@ -131,9 +131,9 @@ def _blank(text: str) -> bool:
 
 def _blank_raw(content: Raw) -> bool | None:
     """Whether a Raw content value is a blank string; None when it is not a string."""
-    # _lead: 0 when the first bytes prove a non-blank string (most strings), 1 for a
-    # string to decode and test, 2 for content parts, null, a number: the slow path.
-    kind = _lead(content)
+    # The kind: 0 when the first bytes prove a non-blank string (most strings), 1 for
+    # a string to decode and test, 2 for content parts, null, a number: the slow path.
+    kind = _facts(content) & 3
     if kind == 0:
         return False
     if kind == 2:
@@ -178,8 +178,20 @@ def _params_keys(raw: bytes) -> tuple[int, int] | None:
     return keys, _colons(raw)
 
 
-_ID = re.compile(r"[a-zA-Z0-9]{9}")
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+#: Function names seen to match _NAME: a dataset repeats a few of them on every record.
+_GOOD_NAMES: set[str] = set()
+
+
+def _good_name(name: str) -> bool:
+    if name in _GOOD_NAMES:
+        return True
+    if _NAME.fullmatch(name) is None:
+        return False
+    if len(_GOOD_NAMES) >= _PARAMS_MAX:
+        _GOOD_NAMES.clear()
+    _GOOD_NAMES.add(name)
+    return True
 
 
 def _line_colons(raw: bytes) -> int | None:
@@ -228,15 +240,17 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
         seen_system = False
         trained = False
         weights = 0
+        in_strings = 0
         for m in msgs:
             kind = m.__class__
             content = m.content
             if content is UNSET:
                 return False  # FT307 / FT313
-            # _blank_raw, inlined.
-            kind_of_text = _lead(content)
-            if kind_of_text and (kind_of_text == 2 or _blank(_STR.decode(content))):
+            # _blank_raw, inlined; the content's colons count for the proof below.
+            facts = _facts(content)
+            if facts & 3 and (facts & 3 == 2 or _blank(_STR.decode(content))):
                 return False  # FT405 / FT401 / not a plain string
+            in_strings += facts >> 2
             if kind is _Assistant:
                 if m.tool_calls is not UNSET:
                     return False  # FT313 (and FT306 with content)
@@ -256,19 +270,21 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
             last = kind
         if not trained:
             return False  # FT402
-        keys = 1 + 2 * len(msgs) + weights
-        # No duplicate key: see the proof at the end of this function.
-        return colons == keys or colons == keys + _string_colons(rec)
+        # No duplicate key: see the proof at the end of this function. The only strings
+        # here are the keys, the role tags and the contents.
+        return colons == 1 + 2 * len(msgs) + weights + in_strings
     if not tools or len(tools) > 128:
         return False  # an empty list is unusual; FT410 above 128
     # Keys the decoded structure holds: "messages", "tools", each message's keys, and so on.
     keys = 2
-    inner = 0  # of those, the keys inside parameters
+    # Colons inside the record's strings: contents, arguments, descriptions, and the
+    # strings (keys included) of parameters; for the proof at the end.
+    in_strings = 0
     declared: set[str] = set()
     for tool in tools:
         fn = tool.function
         name = fn.name
-        if name in declared or _NAME.fullmatch(name) is None:
+        if name in declared or not _good_name(name):
             return False  # FT409 / FT309
         declared.add(name)
         params = bytes(fn.parameters)
@@ -281,11 +297,14 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
             _PARAMS[params] = inside
         if inside is None:
             return False  # FT314, or anything else the slow path should judge
-        inner += inside[0]
+        in_strings += inside[1] - inside[0]
         keys += inside[0] + 3 + (tool.type is not UNSET) + (fn.strict is not UNSET)
-        if fn.description is not UNSET:
-            if _lead(fn.description) == 2:
+        description = fn.description
+        if description is not UNSET:
+            facts = _facts(description)
+            if facts & 3 == 2:
                 return False  # not a string: FT201
+            in_strings += facts >> 2
             keys += 1
     prev: type = _User
     seen_system = False
@@ -301,8 +320,12 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
             calls = m.tool_calls
             content = m.content
             if calls is UNSET:
-                if content is UNSET or _blank_raw(content) is not False:
-                    return False  # FT307 / FT401 / not a plain string
+                if content is UNSET:
+                    return False  # FT307
+                facts = _facts(content)  # _blank_raw, inlined
+                if facts & 3 and (facts & 3 == 2 or _blank(_STR.decode(content))):
+                    return False  # FT401 / not a plain string
+                in_strings += facts >> 2
                 keys += 2
             else:
                 if not calls or content is not UNSET:
@@ -311,16 +334,21 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
                 for call in calls:
                     cid = call.id
                     fn_call = call.function
-                    if cid in called or _ID.fullmatch(cid) is None:
+                    # [a-zA-Z0-9]{9}: isalnum alone would pass non-ASCII letters.
+                    if cid in called or len(cid) != 9 or not cid.isascii() or not cid.isalnum():
                         return False  # FT407 / FT308
                     if fn_call.name not in declared:
                         return False  # FT313 (declared names are valid: FT309)
+                    arguments = fn_call.arguments
                     try:
-                        args = orjson.loads(_STR.decode(fn_call.arguments))
+                        args = orjson.loads(_STR.decode(arguments))
                     except (orjson.JSONDecodeError, msgspec.ValidationError):
                         return False  # FT310 / not a string (FT201)
                     if args.__class__ is not dict:
                         return False  # FT406
+                    # The bytes' colons, not the decoded text's: an escape (\u003a) may
+                    # stand for one.
+                    in_strings += _colons(arguments)
                     called.add(cid)
                     keys += 4 + (call.type is not UNSET)
                 expected = len(calls)
@@ -338,16 +366,21 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
                 return False  # FT311 (and FT308: every called id is valid)
             name = m.name
             if name is not UNSET:
-                if _NAME.fullmatch(name) is None:
+                if not _good_name(name):
                     return False  # FT309
                 keys += 1
-            if _lead(m.content) == 2:
+            facts = _facts(m.content)
+            if facts & 3 == 2:
                 return False  # content parts: the slow path
+            in_strings += facts >> 2  # tool results are often JSON text
             expected -= 1
             keys += 3
         else:
-            if _blank_raw(m.content) is not False:
+            content = m.content
+            facts = _facts(content)  # _blank_raw, inlined
+            if facts & 3 and (facts & 3 == 2 or _blank(_STR.decode(content))):
                 return False  # FT405 / not a plain string
+            in_strings += facts >> 2
             if kind is _System:
                 if seen_system or prev is _Assistant or prev is _ToolReply:
                     return False  # FT404 / FT303
@@ -361,36 +394,13 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
     # No duplicate key (FT112). In JSON that parses, a colon byte is either the one
     # after a key or part of a string (UTF-8 never uses 0x3A inside a multi-byte
     # character). So the line's colons = key tokens + colons inside strings, and key
-    # tokens = the keys decoded (``keys``) + duplicates. Equal counts prove there is
-    # no duplicate: first without the strings' colons (an upper bound, enough for
-    # most lines), then subtracting them exactly, taken from every string value that
-    # may hold one: the Raw pieces (content, arguments, description; parameters
-    # counted whole, keys included). Ids, names and the role and type values are
-    # checked against patterns without a colon, and a \uXXXX escape has none either.
-    if colons == keys:
-        return True
-    return colons == keys - inner + _string_colons(rec)
-
-
-def _string_colons(rec: _Chat) -> int:
-    """Colons inside the string values of a decoded chat record, parameters whole."""
-    pieces: list[Raw] = []
-    m: Any
-    for m in rec.messages:
-        content = m.content
-        if content is not UNSET:
-            pieces.append(content)
-        if m.__class__ is _Assistant and m.tool_calls is not UNSET:
-            pieces.extend(call.function.arguments for call in m.tool_calls)
-    if rec.tools is not UNSET:
-        for tool in rec.tools:
-            fn = tool.function
-            pieces.append(fn.parameters)
-            if fn.description is not UNSET:
-                pieces.append(fn.description)
-    # One pass over the pieces joined (Raw is a buffer): cheaper than a copy and a
-    # count for each piece.
-    return _colons(b"".join(pieces))
+    # tokens = the keys decoded (``keys``) + duplicates. ``in_strings`` holds the
+    # colons of every string that may have one, counted on the bytes (an escape such
+    # as \u003a is no colon byte): contents, arguments, descriptions, and parameters
+    # whole (their colons minus their keys). The other strings cannot: keys outside
+    # parameters are field names, ids and names match patterns without a colon, and
+    # role and type values are fixed words. Equal counts prove there is no duplicate.
+    return colons == keys + in_strings
 
 
 def quick_pretrain(raw: bytes, colons: int | None = None) -> bool:

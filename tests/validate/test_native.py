@@ -70,7 +70,7 @@ def test_scan_matches_the_python_version(line: bytes, prefix: bytes) -> None:
             assert ours[1] & 0xFFFFFFFF == theirs[1] & 0xFFFFFFFF
             assert ours[1] == _speedups.fingerprint(data.removesuffix(b"\r"))
         assert _speedups.colons(data) == data.count(b":")
-        assert _speedups.lead(data) == _native._py_lead(data)
+        assert _speedups.string_facts(data) == _native._py_string_facts(data)
 
 
 @needs_c
