@@ -6,8 +6,10 @@
  * bytes it holds (the proof that no object has a duplicate key), and a 64-bit
  * fingerprint for finding duplicate records. In Python these are three passes that
  * cost more than the parse itself; here they are two passes over bytes already in
- * the cache. ftprep/_native.py holds the pure-Python equivalents, used when this
- * module was not built; tests hold the two to the same answers.
+ * the cache. Of each message's content it needs two more (is it plainly not blank,
+ * how many ':' does it hold), answered in one call. ftprep/_native.py holds the
+ * pure-Python equivalents, used when this module was not built; tests hold the two
+ * to the same answers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
