@@ -100,7 +100,8 @@ class _ToolDef(Struct, forbid_unknown_fields=True, gc=False):
 
 class _Chat(Struct, forbid_unknown_fields=True, gc=False):
     messages: list[_System | _User | _Assistant | _ToolReply]
-    tools: list[_ToolDef] | UnsetType = UNSET
+    # Raw: records repeat the same tools, which are decoded and judged once (_toolset).
+    tools: Raw | UnsetType = UNSET
 
 
 class _Pretrain(Struct, forbid_unknown_fields=True, gc=False):
@@ -146,6 +147,8 @@ def _blank_raw(content: Raw) -> bool | None:
 #: definitions on every record, so the Draft 7 metaschema check runs once for each.
 _PARAMS: dict[bytes, tuple[int, int] | None] = {}
 _PARAMS_MAX = 512
+#: Larger values are judged each time, not kept: the caches stay a few MB at most.
+_CACHE_BYTES = 16 * 1024
 #: Deepest ``parameters`` the fast path takes: with the levels above it the record
 #: stays far below the validator's nesting limit (FT107), which it then need not check.
 _PARAMS_DEPTH = 48
@@ -192,6 +195,54 @@ def _good_name(name: str) -> bool:
         _GOOD_NAMES.clear()
     _GOOD_NAMES.add(name)
     return True
+
+
+_TOOLS = msgspec.json.Decoder(list[_ToolDef])
+#: What a record's ``tools`` array gives the fast path, by its bytes: the names
+#: declared, the keys inside it, and the colons inside its strings; None when the
+#: slow path should judge it. Datasets repeat one or a few arrays on every record.
+_TOOLSETS: dict[bytes, tuple[frozenset[str], int, int] | None] = {}
+_UNSEEN = (frozenset[str](), -1, -1)
+
+
+def _toolset(raw: bytes) -> tuple[frozenset[str], int, int] | None:
+    """Names, keys and string colons of a clean ``tools`` array; None otherwise."""
+    try:
+        tools = _TOOLS.decode(raw)
+    except Exception:
+        return None
+    if not tools or len(tools) > 128:
+        return None  # an empty list is unusual; FT410 above 128
+    keys = 0
+    in_strings = 0  # colons inside its strings (parameters' keys included)
+    declared: set[str] = set()
+    for tool in tools:
+        fn = tool.function
+        name = fn.name
+        if name in declared or _NAME.fullmatch(name) is None:
+            return None  # FT409 / FT309
+        declared.add(name)
+        params = bytes(fn.parameters)
+        if params in _PARAMS:
+            inside = _PARAMS[params]
+        else:
+            inside = _params_keys(params)
+            if len(params) <= _CACHE_BYTES:
+                if len(_PARAMS) >= _PARAMS_MAX:
+                    _PARAMS.clear()
+                _PARAMS[params] = inside
+        if inside is None:
+            return None  # FT314, or anything else the slow path should judge
+        in_strings += inside[1] - inside[0]
+        keys += inside[0] + 3 + (tool.type is not UNSET) + (fn.strict is not UNSET)
+        description = fn.description
+        if description is not UNSET:
+            facts = _facts(description)
+            if facts & 3 == 2:
+                return None  # not a string: FT201
+            in_strings += facts >> 2
+            keys += 1
+    return frozenset(declared), keys, in_strings
 
 
 def _line_colons(raw: bytes) -> int | None:
@@ -273,39 +324,19 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
         # No duplicate key: see the proof at the end of this function. The only strings
         # here are the keys, the role tags and the contents.
         return colons == 1 + 2 * len(msgs) + weights + in_strings
-    if not tools or len(tools) > 128:
-        return False  # an empty list is unusual; FT410 above 128
+    tools_bytes = bytes(tools)
+    toolset = _TOOLSETS.get(tools_bytes, _UNSEEN)
+    if toolset is _UNSEEN:
+        toolset = _toolset(tools_bytes)
+        if len(tools_bytes) <= _CACHE_BYTES:
+            if len(_TOOLSETS) >= _PARAMS_MAX:
+                _TOOLSETS.clear()
+            _TOOLSETS[tools_bytes] = toolset
+    if toolset is None:
+        return False  # the slow path names the problem
+    declared, tool_keys, in_strings = toolset
     # Keys the decoded structure holds: "messages", "tools", each message's keys, and so on.
-    keys = 2
-    # Colons inside the record's strings: contents, arguments, descriptions, and the
-    # strings (keys included) of parameters; for the proof at the end.
-    in_strings = 0
-    declared: set[str] = set()
-    for tool in tools:
-        fn = tool.function
-        name = fn.name
-        if name in declared or not _good_name(name):
-            return False  # FT409 / FT309
-        declared.add(name)
-        params = bytes(fn.parameters)
-        if params in _PARAMS:
-            inside = _PARAMS[params]
-        else:
-            inside = _params_keys(params)
-            if len(_PARAMS) >= _PARAMS_MAX:
-                _PARAMS.clear()
-            _PARAMS[params] = inside
-        if inside is None:
-            return False  # FT314, or anything else the slow path should judge
-        in_strings += inside[1] - inside[0]
-        keys += inside[0] + 3 + (tool.type is not UNSET) + (fn.strict is not UNSET)
-        description = fn.description
-        if description is not UNSET:
-            facts = _facts(description)
-            if facts & 3 == 2:
-                return False  # not a string: FT201
-            in_strings += facts >> 2
-            keys += 1
+    keys = 2 + tool_keys
     prev: type = _User
     seen_system = False
     trained = False

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ftprep import fastpath
 from ftprep.formats import BUILTIN_FORMATS, detect_format, get_checker
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent.parent / "sample_data"
@@ -493,6 +494,32 @@ def _tool_variants() -> list[bytes]:
 def test_quick_ok_declines_tool_records_with_any_problem(raw: bytes) -> None:
     assert get_checker("chat").quick_ok(raw) is False
     assert_implies_clean("chat", raw)
+
+
+def test_a_repeated_tools_array_is_judged_once_and_each_record_on_its_own() -> None:
+    clean = orjson.dumps(_tool_record())
+    bad_tools = clean.replace(b'"type":"string"', b'"type":"map"', 1)  # FT314
+    dup_in_tools = clean.replace(b'{"type":"string"}', b'{"type":"string","type":"string"}', 1)
+    bad_messages = clean.replace(b'"id":"TX92Jm8Zi"', b'"id":"call_1"', 1)  # same tools
+    checker = get_checker("chat")
+    fastpath._TOOLSETS.clear()
+    for _ in range(3):  # after the first round the tools' verdicts come from the cache
+        assert checker.quick_ok(clean) is True
+        assert checker.quick_ok(bad_tools) is False
+        assert checker.quick_ok(dup_in_tools) is False
+        assert checker.quick_ok(bad_messages) is False
+    assert len(fastpath._TOOLSETS) == 3  # clean (shared by bad_messages), bad, duplicate
+    assert sum(v is None for v in fastpath._TOOLSETS.values()) == 2
+
+
+def test_a_large_tools_array_is_judged_each_time_without_being_kept() -> None:
+    big = _tool_record()
+    big["tools"][0]["function"]["description"] = "Units in stock: " + "x" * 20_000
+    raw = orjson.dumps(big)
+    fastpath._TOOLSETS.clear()
+    assert assert_implies_clean("chat", raw)
+    assert get_checker("chat").quick_ok(raw.replace(b'"type":"string"', b'"type":"map"')) is False
+    assert fastpath._TOOLSETS == {}
 
 
 # Records without "tools" take a loop of their own that derives the key count from
