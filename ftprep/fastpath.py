@@ -32,7 +32,7 @@ False
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import jiter
 import msgspec
@@ -44,6 +44,8 @@ from ._native import scan as _scan
 from ._native import string_facts as _facts
 
 __all__ = ["chat_shape_ok", "quick_chat", "quick_classifier", "quick_pretrain"]
+
+_V = TypeVar("_V")
 
 
 # gc=False: these structs hold only str/int/list/Raw and never form cycles, and keeping
@@ -149,6 +151,17 @@ _PARAMS: dict[bytes, tuple[int, int] | None] = {}
 _PARAMS_MAX = 512
 #: Larger values are judged each time, not kept: the caches stay a few MB at most.
 _CACHE_BYTES = 16 * 1024
+
+
+def _remember(cache: dict[bytes, _V], key: bytes, value: _V) -> _V:
+    """Keep ``value`` under ``key`` in one of the fast path's bounded caches."""
+    if len(key) <= _CACHE_BYTES:
+        if len(cache) >= _PARAMS_MAX:
+            cache.clear()
+        cache[key] = value
+    return value
+
+
 #: Deepest ``parameters`` the fast path takes: with the levels above it the record
 #: stays far below the validator's nesting limit (FT107), which it then need not check.
 _PARAMS_DEPTH = 48
@@ -226,11 +239,7 @@ def _toolset(raw: bytes) -> tuple[frozenset[str], int, int] | None:
         if params in _PARAMS:
             inside = _PARAMS[params]
         else:
-            inside = _params_keys(params)
-            if len(params) <= _CACHE_BYTES:
-                if len(_PARAMS) >= _PARAMS_MAX:
-                    _PARAMS.clear()
-                _PARAMS[params] = inside
+            inside = _remember(_PARAMS, params, _params_keys(params))
         if inside is None:
             return None  # FT314, or anything else the slow path should judge
         in_strings += inside[1] - inside[0]
@@ -327,11 +336,7 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
     tools_bytes = bytes(tools)
     toolset = _TOOLSETS.get(tools_bytes, _UNSEEN)
     if toolset is _UNSEEN:
-        toolset = _toolset(tools_bytes)
-        if len(tools_bytes) <= _CACHE_BYTES:
-            if len(_TOOLSETS) >= _PARAMS_MAX:
-                _TOOLSETS.clear()
-            _TOOLSETS[tools_bytes] = toolset
+        toolset = _remember(_TOOLSETS, tools_bytes, _toolset(tools_bytes))
     if toolset is None:
         return False  # the slow path names the problem
     declared, tool_keys, in_strings = toolset
