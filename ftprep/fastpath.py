@@ -54,8 +54,8 @@ _V = TypeVar("_V")
 # Message content is decoded as msgspec.Raw: the bytes of the JSON value, checked for
 # JSON syntax (escapes, surrogate pairs, control characters) but not turned into a
 # str. Building the strings is most of a decode's cost, and the rules only need to
-# know that content is a non-blank string. Raw skips the UTF-8 check, so quick_chat
-# validates the line's UTF-8 itself.
+# know that content is a non-blank string. Raw skips the UTF-8 check, so the line's
+# UTF-8 is checked by _native.scan (by the validator, or by quick_chat itself).
 class _System(Struct, tag_field="role", tag="system", forbid_unknown_fields=True, gc=False):
     content: Raw
 
@@ -132,16 +132,12 @@ def _blank(text: str) -> bool:
     return not text or text.isspace()
 
 
-def _blank_raw(content: Raw) -> bool | None:
-    """Whether a Raw content value is a blank string; None when it is not a string."""
-    # The kind: 0 when the first bytes prove a non-blank string (most strings), 1 for
-    # a string to decode and test, 2 for content parts, null, a number: the slow path.
-    kind = _facts(content) & 3
-    if kind == 0:
-        return False
-    if kind == 2:
-        return None
-    return _blank(_STR.decode(content))
+# A Raw string value is judged by _facts (ftprep._native.string_facts): its low two
+# bits are 0 when the first bytes prove a non-blank string (most strings), 1 for a
+# string to decode and test, 2 for content parts, null, a number (the slow path's);
+# the rest is its colon count. The loops below inline the test
+#     facts & 3 and (facts & 3 == 2 or _blank(_STR.decode(value)))
+# which is true for anything but a non-blank string.
 
 
 #: Distinct ``parameters`` of declared tools seen, by their bytes: the number of keys
@@ -306,7 +302,7 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
             content = m.content
             if content is UNSET:
                 return False  # FT307 / FT313
-            # _blank_raw, inlined; the content's colons count for the proof below.
+            # A non-blank string; its colons count for the proof below.
             facts = _facts(content)
             if facts & 3 and (facts & 3 == 2 or _blank(_STR.decode(content))):
                 return False  # FT405 / FT401 / not a plain string
@@ -358,7 +354,7 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
             if calls is UNSET:
                 if content is UNSET:
                     return False  # FT307
-                facts = _facts(content)  # _blank_raw, inlined
+                facts = _facts(content)  # a non-blank string
                 if facts & 3 and (facts & 3 == 2 or _blank(_STR.decode(content))):
                     return False  # FT401 / not a plain string
                 in_strings += facts >> 2
@@ -413,7 +409,7 @@ def quick_chat(raw: bytes, colons: int | None = None) -> bool:
             keys += 3
         else:
             content = m.content
-            facts = _facts(content)  # _blank_raw, inlined
+            facts = _facts(content)  # a non-blank string
             if facts & 3 and (facts & 3 == 2 or _blank(_STR.decode(content))):
                 return False  # FT405 / not a plain string
             in_strings += facts >> 2
@@ -451,12 +447,13 @@ def quick_pretrain(raw: bytes, colons: int | None = None) -> bool:
             return False  # not UTF-8 (Raw skips the check)
     try:
         text = _PRETRAIN.decode(raw).text
-        if _blank_raw(text) is not False:
+        facts = _facts(text)
+        if facts & 3 and (facts & 3 == 2 or _blank(_STR.decode(text))):
             return False  # FT403, or not a string
     except Exception:
         return False
     # No duplicate key: the one key's colon plus the text's own (see quick_chat).
-    return colons == 1 or colons == 1 + _colons(text)
+    return colons == 1 + (facts >> 2)
 
 
 def quick_classifier(raw: bytes, colons: int | None = None) -> bool:
