@@ -35,6 +35,22 @@ def assert_implies_clean(fmt: str, raw: bytes) -> bool:
     return quick
 
 
+def mutate(line: bytes, data: st.DataObject) -> bytes:
+    """One to three bytes flipped, inserted or deleted, from those JSON turns on."""
+    raw = bytearray(line)
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        byte = data.draw(st.sampled_from(list(b' "{}[],:0a\\\x00\t\xff\xed')))
+        if op == "flip":
+            raw[pos] = byte
+        elif op == "insert":
+            raw.insert(pos, byte)
+        else:
+            del raw[pos]
+    return bytes(raw)
+
+
 def test_quick_ok_implies_clean_on_every_corpus_line(corpus_cases: list[Any]) -> None:
     accepted = 0
     for case in corpus_cases:
@@ -235,18 +251,7 @@ def test_quick_ok_accepts_ordinary_chat_records(record: Any, style: int) -> None
 @SETTINGS
 @given(ordinary_chat_record(), st.data())
 def test_quick_ok_implies_clean_on_mutated_bytes(record: Any, data: st.DataObject) -> None:
-    raw = bytearray(orjson.dumps(record))
-    for _ in range(data.draw(st.integers(1, 3))):
-        pos = data.draw(st.integers(0, len(raw) - 1))
-        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
-        byte = data.draw(st.sampled_from(list(b' "{}[],:0a\\\x00\t\xff\xed')))
-        if op == "flip":
-            raw[pos] = byte
-        elif op == "insert":
-            raw.insert(pos, byte)
-        else:
-            del raw[pos]
-    assert_implies_clean("chat", bytes(raw))
+    assert_implies_clean("chat", mutate(orjson.dumps(record), data))
 
 
 @SETTINGS
@@ -612,15 +617,4 @@ def test_quick_ok_declines_duplicate_keys(fmt: str, raw: bytes) -> None:
 @SETTINGS
 @given(st.data())
 def test_quick_ok_implies_clean_on_mutated_tool_records(data: st.DataObject) -> None:
-    raw = bytearray(orjson.dumps(_tool_record()))
-    for _ in range(data.draw(st.integers(1, 3))):
-        pos = data.draw(st.integers(0, len(raw) - 1))
-        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
-        byte = data.draw(st.sampled_from(list(b' "{}[],:0a\\\x00\t\xff\xed')))
-        if op == "flip":
-            raw[pos] = byte
-        elif op == "insert":
-            raw.insert(pos, byte)
-        else:
-            del raw[pos]
-    assert_implies_clean("chat", bytes(raw))
+    assert_implies_clean("chat", mutate(orjson.dumps(_tool_record()), data))
